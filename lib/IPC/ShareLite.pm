@@ -1,0 +1,382 @@
+package IPC::ShareLite;
+
+use strict;
+use warnings;
+
+use Carp qw(croak);
+use Errno ();
+use Fcntl qw(LOCK_EX LOCK_SH LOCK_UN LOCK_NB);
+use IPC::SysV qw(IPC_CREAT IPC_EXCL IPC_RMID IPC_PRIVATE IPC_STAT GETVAL SETVAL GETALL SEM_UNDO);
+use Scalar::Util qw(weaken refaddr);
+use XSLoader;
+use Exporter qw(import);
+
+our $VERSION = '0.18';
+
+our @EXPORT = ();
+our %EXPORT_TAGS = (
+  all   => [qw( IPC_CREAT IPC_EXCL IPC_RMID IPC_PRIVATE LOCK_EX LOCK_SH LOCK_UN LOCK_NB )],
+  lock  => [qw( LOCK_EX LOCK_SH LOCK_UN LOCK_NB )],
+  flock => [qw( LOCK_EX LOCK_SH LOCK_UN LOCK_NB )],
+);
+our @EXPORT_OK = qw(
+  IPC_CREAT IPC_EXCL IPC_RMID IPC_PRIVATE IPC_STAT GETVAL SETVAL GETALL SEM_UNDO
+  LOCK_EX LOCK_SH LOCK_UN LOCK_NB
+);
+
+XSLoader::load( 'IPC::ShareLite', $VERSION );
+
+=head1 NAME
+
+IPC::ShareLite - Lightweight interface to shared memory (Rust core, 0.17 compatible)
+
+=head1 VERSION
+
+This document describes IPC::ShareLite version 0.18, a drop-in replacement for
+IPC::ShareLite 0.17 whose core is written in Rust.
+
+=head1 SYNOPSIS
+
+    use IPC::ShareLite qw( :lock );
+
+    my $share = IPC::ShareLite->new(
+        -key     => 1971,
+        -create  => 'yes',
+        -destroy => 'no'
+    ) or die $!;
+
+    $share->store( "This is stored in shared memory" );
+    my $str = $share->fetch;
+
+    $share->lock( LOCK_EX );
+    $share->store( $share->fetch + 1 );
+    $share->unlock;
+
+=head1 DESCRIPTION
+
+IPC::ShareLite stores one string of any length in SysV shared memory so that
+processes on one host can share it, with locks for what has to happen
+atomically. Storage and retrieval are atomic.
+
+This version keeps the public API, the messages, the return values and the
+in-memory format of IPC::ShareLite 0.17: processes running 0.17 and processes
+running this module share the same keys at the same time, locks included.
+L</"DIFFERENCES FROM 0.17"> lists what it does better.
+
+=head1 METHODS
+
+=head2 C<< new( %options ) >> or C<< new($key, $create, $destroy, $exclusive, $mode, $flags, $size) >>
+
+The constructor. Named options take a leading dash, in any case:
+
+=over
+
+=item C<-key> (or C<-glue>)
+
+An integer shared by every process that uses the share, or a string of at most
+four 8-bit characters (turned into an integer as 0.17 does:
+C<unpack('i', pack('A4', $key))>). Undefined or 0 makes a private share that
+no other process can open by key.
+
+=item C<-create>
+
+Create the share when it does not exist. 1, 'yes', 0 or 'no' (as for the other
+flags).
+
+=item C<-destroy>
+
+Remove the share (segments and semaphores) when the object goes away. Only
+the process and thread that created the object ever remove it; see
+L</"FORK AND THREADS">.
+
+=item C<-exclusive>
+
+Fail when the share already exists.
+
+=item C<-mode>
+
+Permission bits of every segment and of the semaphore set; default 0666.
+
+=item C<-flags>
+
+The exact C<shmget>/C<semget> flags (C<IPC_CREAT>, C<IPC_EXCL>, mode bits);
+when given, C<-mode> is ignored.
+
+=item C<-size>
+
+Segment size in bytes for a new share, default 65536 (at most 16 also means
+the default). Opening an existing share uses that share's size, whatever is
+asked.
+
+=back
+
+The positional form takes any leading part of the list above. The constructor
+croaks with C<Failed to create share: E<lt>reasonE<gt>> on failure, with C<$!>
+set.
+
+=cut
+
+my %LIVE;    # every object, weakly, so CLONE can give a new thread its own handles
+
+sub new {
+  my $class = shift;
+  my $self = bless {}, ref $class || $class;
+  my $args = _rearrange_args( [qw( key create destroy exclusive mode flags size glue )], \@_ );
+  $self->_initialize( $args );
+  return $self;
+}
+
+sub _rearrange_args {
+  my ( $names, $params ) = @_;
+  my %hash;
+  return \%hash unless @$params;
+
+  unless ( defined $params->[0] && $params->[0] =~ /^-/ ) {
+    croak "unexpected number of parameters" if @$params > @$names;
+    @hash{ @$names[ 0 .. $#$params ] } = @$params;
+    return \%hash;
+  }
+
+  my %known = map { $_ => 1 } @$names;
+  while ( @$params ) {
+    my $param = lc substr( shift @$params, 1 );
+    exists $known{$param} or croak "unexpected parameter '-$param'";
+    $hash{$param} = shift @$params;
+  }
+  return \%hash;
+}
+
+sub _flag {
+  my $v = shift;
+  return 0 if !defined $v || lc $v eq 'no';
+  return $v ? 1 : 0;
+}
+
+sub _fail_new {
+  my ( $errno, $why ) = @_;
+  $! = $errno;
+  croak "Failed to create share: $!$why";
+}
+
+sub _initialize {
+  my ( $self, $args ) = @_;
+
+  my $key = $args->{key} || $args->{glue} || IPC_PRIVATE;
+  unless ( $key =~ /^\d+$/ ) {
+    croak "Key must be a number or four character string" if length $key > 4;
+    croak "$key is not 8-bit clean" if grep { ord > 255 } split //, $key;
+    $key = unpack( 'i', pack( 'A4', $key ) );
+  }
+  $self->{key} = $key;
+
+  $self->{create}    = _flag( $args->{create} )    ? IPC_CREAT              : 0;
+  $self->{exclusive} = _flag( $args->{exclusive} ) ? IPC_EXCL | IPC_CREAT : 0;
+  $self->{destroy}   = _flag( $args->{destroy} );
+
+  $self->{flags} = $args->{flags} || 0;
+  $self->{mode} = $args->{mode} || 0666 unless $args->{flags};
+  $self->{flags} |= $self->{exclusive} | $self->{create} | ( $self->{mode} || 0 );
+
+  my $size = $args->{size};
+  $size = 0 unless defined $size && length $size;
+  _fail_new( Errno::EINVAL(), ' (-size must be a whole number of bytes)' )
+   unless $size =~ /^\s*\+?\d+\s*$/;
+
+  $self->{share} = _open( $self->{key}, $size, $self->{flags} ) or do {
+    my $errno = $! + 0;
+    my $why   = _last_error();
+    $! = $errno;
+    croak "Failed to create share: $why";
+  };
+  $self->{size}  = _segment_size( $self );
+  $self->{_pid}  = $$;
+  $self->{_tid}  = _thread_id();
+  weaken( $LIVE{ refaddr $self } = $self );
+  return 1;
+}
+
+sub _thread_id { $INC{'threads.pm'} ? threads->tid : 0 }
+
+=head2 C<< store( $scalar ) >>
+
+Stores C<$scalar> (its bytes; C<undef> stores the empty string) and returns 1.
+Segments are added and removed as the length changes. A string with
+characters above 255 croaks C<Wide character>; any other failure croaks
+C<IPC::ShareLite store() error: E<lt>reasonE<gt>> with C<$!> set. A failed
+store leaves the old value in place and no lock held.
+
+To store a reference, serialize it yourself, e.g. with L<Storable>:
+
+    $share->store( freeze( \%hash ) );
+    my $hash = thaw( $share->fetch );
+
+=head2 C<< fetch >>
+
+Returns the stored value, or the empty string if nothing was stored. Croaks
+C<IPC::ShareLite fetch() error: E<lt>reasonE<gt>> on failure, for example when
+the share's header is corrupted. Fetching a value nothing has changed since
+this object's last fetch returns it without copying it again.
+
+=head2 C<< lock( $type, $timeout ) >>
+
+Takes a lock; C<$type> takes the flock(2) flags C<LOCK_EX> (the default),
+C<LOCK_SH>, C<LOCK_NB>, C<LOCK_UN>. Returns 1 on success, 0 when C<LOCK_NB>
+was given and the lock is held elsewhere, or when C<$timeout> seconds
+(fractions allowed) passed first, and C<undef> on error with C<$!> set
+(C<EINVAL> for contradictory flags such as C<LOCK_EX|LOCK_SH>).
+
+Any number of processes can hold the shared lock at once; the exclusive lock
+excludes everyone else. Asking for the other kind than the one held releases
+the one held first. The locks are advisory. The kernel releases the locks of
+a process that dies.
+
+=head2 C<< unlock >>
+
+Releases the lock held, if any (the same as C<lock(LOCK_UN)>). Returns 1, or
+C<undef> on error.
+
+=head2 C<< version >>
+
+A number that is 1 when the share is created and grows by one with every
+store, by any process.
+
+=head2 C<< num_segments >>
+
+The number of segments the share uses now. C<< $share->size *
+$share->num_segments >> is about its memory use.
+
+=head2 C<< key >>, C<< create >>, C<< exclusive >>, C<< flags >>, C<< mode >>, C<< size >>
+
+The key (as an integer), the create flag (C<IPC_CREAT> or 0), the exclusive
+flag (C<IPC_EXCL|IPC_CREAT> or 0), the flags used, the mode (C<undef> when
+C<-flags> was given) and the real segment size.
+
+=head2 C<< destroy( [$flag] ) >>
+
+Gets or sets the destroy flag.
+
+=head2 C<< remove >>
+
+Removes the share now, whatever the destroy flag: every segment and the
+semaphore set. Later calls on the object fail with C<EIDRM>.
+
+=cut
+
+sub shlock   { shift->lock( @_ ) }
+sub shunlock { shift->unlock( @_ ) }
+
+sub key       { $_[0]->{key} }
+sub create    { $_[0]->{create} }
+sub exclusive { $_[0]->{exclusive} }
+sub flags     { $_[0]->{flags} }
+sub mode      { $_[0]->{mode} }
+sub size      { $_[0]->{size} }
+
+sub destroy {
+  my $self = shift;
+  $self->{destroy} = shift if @_;
+  return $self->{destroy};
+}
+
+sub remove {
+  my $self = shift;
+  _remove( $self );
+  return 1;
+}
+
+sub DESTROY {
+  my $self = shift;
+  delete $LIVE{ refaddr $self };
+  my $handle = $self->{share} or return;
+  if ( $self->{destroy} && $self->{_pid} == $$ && $self->{_tid} == _thread_id() ) {
+    local $@;
+    eval { _remove( $self ) };
+  }
+  delete $self->{share};
+  _free( $handle );
+}
+
+# A new thread starts with copies of every object: give each its own handle.
+sub CLONE {
+  my %copies = %LIVE;
+  %LIVE = ();
+  for my $obj ( grep { defined } values %copies ) {
+    next unless $obj->{share};
+    $obj->{share} = eval { _clone( $obj ) } || 0;
+    weaken( $LIVE{ refaddr $obj } = $obj );
+  }
+}
+
+1;
+
+__END__
+
+=head1 FORK AND THREADS
+
+A forked child can use the parent's objects. Only the process that created an
+object removes the share when the object goes away with C<-destroy> on, so a
+child exiting never removes its parent's share; call L</remove> to remove it
+on purpose. Locks are taken per process: a child does not hold its parent's
+locks in the kernel's eyes, so do not rely on them across C<fork>.
+
+Objects are thread-safe: each new thread gets its own handle on the same share
+(CLONE), and only the creating thread removes the share.
+
+=head1 DIFFERENCES FROM 0.17
+
+=over
+
+=item * Extra segments are created with private keys: a share never occupies
+the keys after its own (0.17 uses key+1, key+2, ..., and opening one of those
+keys corrupted the share). Opening a key that holds a 0.17 data segment fails
+instead of corrupting it. Private shares create nothing under a public key.
+
+=item * C<lock(LOCK_UN)> really forgets the lock; the next C<lock()> locks.
+
+=item * A forked child or a thread never removes the share of the object it
+inherited; C<remove> removes it on purpose.
+
+=item * The positional form of C<new> works with any leading part of its list.
+
+=item * Opening an existing share works whatever C<-size> asks; C<size> tells
+the real segment size.
+
+=item * No error path leaves a lock held; errors say why
+(C<Failed to create share: No such file or directory>).
+
+=item * A corrupted or hostile header (a loop in the chain, a length past its
+end, a dangling or foreign segment) makes C<fetch> croak at once; reading
+never creates a segment.
+
+=item * Strings with characters above 255 croak instead of storing a truncated
+value; UTF-8 flagged strings that fit in bytes are stored as bytes.
+
+=item * A writer killed in the middle of a store leaves a chain every process
+can keep using; a dangling link left by a killed 0.17 writer is repaired by
+the next store.
+
+=item * C<lock> takes an optional timeout, and warns about nothing.
+
+=item * The share is faster: the methods are XS, segments stay attached, and a
+fetch copies once.
+
+=back
+
+=head1 SECURITY
+
+The default mode 0666 is kept for compatibility: any local user can read and
+write the share. Pass C<< -mode => 0600 >> unless other users must see it.
+
+=head1 AUTHOR
+
+The IPC::ShareLite 0.17 API and format are by Maurice Aubrey and Andy
+Armstrong. This implementation is a rewrite with a Rust core.
+
+This module is free software; you may redistribute it and/or modify it under
+the same terms as Perl itself.
+
+=head1 SEE ALSO
+
+L<IPC::SysV>, shmget(2), semop(2).
+
+=cut

@@ -1,0 +1,131 @@
+//! One attached segment and its 16-byte header (WIRE.md, "Objects behind one key").
+//!
+//! Other processes write the same memory, so every header field is read and
+//! written with one volatile, aligned 32-bit access, and the data area is only
+//! ever touched within the bounds of this process's own mapping.
+
+use std::ptr;
+
+use crate::copy::copy_bytes;
+use crate::sys::{Attachment, Errno};
+
+/// Bytes of header at the start of every segment.
+pub const HEADER: usize = 16;
+
+const NEXT_SHMID: usize = 0;
+const LENGTH: usize = 4;
+const SHM_STATE: usize = 8;
+const VERSION: usize = 12;
+
+/// Chained segments made by this implementation carry this tag where the head
+/// keeps `shm_state`, and the head's shmid where the head keeps `version`, so
+/// that one orphaned by a killed writer can still be found and removed. Both
+/// fields are unused in chained segments by either implementation.
+pub const CHAIN_TAG: u32 = 0x534c_4348;
+
+/// An attached segment of a share.
+#[derive(Debug)]
+pub struct Segment {
+    att: Attachment,
+}
+
+impl Segment {
+    pub fn new(att: Attachment) -> Segment {
+        Segment { att }
+    }
+
+    pub fn shmid(&self) -> i32 {
+        self.att.shmid()
+    }
+
+    /// The segment's size in bytes, header included.
+    pub fn len(&self) -> usize {
+        self.att.len()
+    }
+
+    fn read(&self, off: usize) -> u32 {
+        debug_assert!(off + 4 <= HEADER && HEADER <= self.att.len());
+        // SAFETY: the mapping is page-aligned and at least HEADER bytes long
+        // (checked when the share is opened and when a segment is chained), so
+        // off is an aligned in-bounds u32; volatile because other processes
+        // write it.
+        unsafe { ptr::read_volatile(self.att.as_ptr().add(off) as *const u32) }
+    }
+
+    fn write(&self, off: usize, v: u32) {
+        debug_assert!(off + 4 <= HEADER && HEADER <= self.att.len());
+        // SAFETY: as in `read`; the mapping is writable (attached read-write).
+        unsafe { ptr::write_volatile(self.att.as_ptr().add(off) as *mut u32, v) }
+    }
+
+    pub fn next_shmid(&self) -> i32 {
+        self.read(NEXT_SHMID) as i32
+    }
+    pub fn set_next_shmid(&self, id: i32) {
+        self.write(NEXT_SHMID, id as u32)
+    }
+    pub fn length(&self) -> i32 {
+        self.read(LENGTH) as i32
+    }
+    pub fn set_length(&self, n: i32) {
+        self.write(LENGTH, n as u32)
+    }
+    pub fn shm_state(&self) -> u32 {
+        self.read(SHM_STATE)
+    }
+    pub fn set_shm_state(&self, v: u32) {
+        self.write(SHM_STATE, v)
+    }
+    pub fn version(&self) -> u32 {
+        self.read(VERSION)
+    }
+    pub fn set_version(&self, v: u32) {
+        self.write(VERSION, v)
+    }
+
+    /// Writes the header of a fresh head: empty value, no successor, state 1, version 1.
+    pub fn init_head(&self) {
+        self.set_length(0);
+        self.set_next_shmid(-1);
+        self.set_shm_state(1);
+        self.set_version(1);
+    }
+
+    /// Writes the header of a fresh chained segment, tagged with its head.
+    pub fn init_chained(&self, head_shmid: i32) {
+        self.set_next_shmid(-1);
+        self.set_length(0);
+        self.write(SHM_STATE, CHAIN_TAG);
+        self.write(VERSION, head_shmid as u32);
+    }
+
+    /// True when this is a chained segment of ours that belongs to `head_shmid`.
+    pub fn is_chained_of(&self, head_shmid: i32) -> bool {
+        self.read(SHM_STATE) == CHAIN_TAG && self.read(VERSION) == head_shmid as u32
+    }
+
+    /// Copies `src` into the data area at `off`; the caller keeps it in bounds.
+    pub fn write_data(&self, off: usize, src: &[u8]) {
+        assert!(HEADER + off + src.len() <= self.att.len());
+        // SAFETY: the destination range lies inside the mapping (asserted) and
+        // cannot overlap `src`, which is process-private memory.
+        unsafe { copy_bytes(self.att.as_ptr().add(HEADER + off), src.as_ptr(), src.len()) }
+    }
+
+    /// Copies `dst.len()` bytes of the data area from `off` into `dst`.
+    pub fn read_data(&self, off: usize, dst: &mut [u8]) {
+        assert!(HEADER + off + dst.len() <= self.att.len());
+        // SAFETY: the source range lies inside the mapping (asserted) and cannot
+        // overlap `dst`, which is process-private memory.
+        unsafe { copy_bytes(dst.as_mut_ptr(), self.att.as_ptr().add(HEADER + off), dst.len()) }
+    }
+
+    /// Attaches segment `shmid`, whose size must be `size`.
+    pub fn attach_checked(shmid: i32, size: usize) -> Result<Result<Segment, usize>, Errno> {
+        let att = Attachment::attach(shmid)?;
+        if att.len() != size {
+            return Ok(Err(att.len()));
+        }
+        Ok(Ok(Segment { att }))
+    }
+}

@@ -1,0 +1,208 @@
+/* XS glue for IPC::ShareLite: argument conversion only. All logic is in the
+ * Rust core (rust-core/, C ABI in xs/sharelite.h). Rust returns a status;
+ * croak is called here, after the Rust call has returned. */
+
+#define PERL_NO_GET_CONTEXT
+#include "EXTERN.h"
+#include "perl.h"
+#include "XSUB.h"
+
+#include <errno.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "sharelite.h"
+
+/* The one error path: "IPC::ShareLite <what> error: <reason>", $! kept. */
+static void
+croak_core(pTHX_ const char *what)
+{
+    char msg[512];
+    int e = errno;
+    sl_last_error(msg, sizeof msg);
+    SETERRNO(e, 0);
+    croak("IPC::ShareLite %s error: %s", what, msg);
+}
+
+/* The one handle check: the object's "share" slot holds the handle. */
+static sl_share *
+handle_of(pTHX_ SV *self)
+{
+    SV **slot;
+    if (!SvROK(self) || SvTYPE(SvRV(self)) != SVt_PVHV)
+        croak("IPC::ShareLite: method called without an object");
+    slot = hv_fetchs((HV *)SvRV(self), "share", 0);
+    if (!slot || !SvIOK(*slot) || SvIVX(*slot) == 0)
+        croak("IPC::ShareLite: the object has no open share");
+    return INT2PTR(sl_share *, SvIVX(*slot));
+}
+
+MODULE = IPC::ShareLite    PACKAGE = IPC::ShareLite
+
+PROTOTYPES: DISABLE
+
+IV
+_open(key, size, flags)
+    IV key
+    UV size
+    IV flags
+  PREINIT:
+    sl_share *share = NULL;
+  CODE:
+    /* 0 on failure, with $! set: the caller croaks (from the user's line). */
+    RETVAL = sl_share_open((int)key, (size_t)size, (int)flags, &share) == SL_OK ? PTR2IV(share) : 0;
+  OUTPUT:
+    RETVAL
+
+SV *
+_last_error()
+  PREINIT:
+    char msg[512];
+    int e = errno;
+  CODE:
+    sl_last_error(msg, sizeof msg);
+    RETVAL = newSVpv(msg, 0);
+    SETERRNO(e, 0);
+  OUTPUT:
+    RETVAL
+
+IV
+_clone(self)
+    SV *self
+  PREINIT:
+    sl_share *copy = NULL;
+  CODE:
+    if (sl_share_clone(handle_of(aTHX_ self), &copy) != SL_OK)
+        croak_core(aTHX_ "clone");
+    RETVAL = PTR2IV(copy);
+  OUTPUT:
+    RETVAL
+
+void
+_free(handle)
+    IV handle
+  CODE:
+    sl_share_free(INT2PTR(sl_share *, handle));
+
+void
+_remove(self)
+    SV *self
+  CODE:
+    if (sl_share_remove(handle_of(aTHX_ self)) != SL_OK)
+        croak_core(aTHX_ "remove()");
+
+UV
+_segment_size(self)
+    SV *self
+  PREINIT:
+    size_t size = 0;
+  CODE:
+    if (sl_share_segment_size(handle_of(aTHX_ self), &size) != SL_OK)
+        croak_core(aTHX_ "size()");
+    RETVAL = size;
+  OUTPUT:
+    RETVAL
+
+IV
+store(self, value = &PL_sv_undef)
+    SV *self
+    SV *value
+  PREINIT:
+    sl_share *share;
+    const char *bytes = "";
+    STRLEN len = 0;
+  CODE:
+    share = handle_of(aTHX_ self);
+    if (SvOK(value)) {
+        if (SvUTF8(value)) {
+            value = sv_mortalcopy(value);
+            if (!sv_utf8_downgrade(value, TRUE)) {
+                SETERRNO(EILSEQ, 0);
+                croak("IPC::ShareLite store() error: Wide character in store");
+            }
+        }
+        bytes = SvPV_const(value, len);
+    }
+    if (sl_share_store(share, (const uint8_t *)bytes, len) != SL_OK)
+        croak_core(aTHX_ "store()");
+    RETVAL = 1;
+  OUTPUT:
+    RETVAL
+
+SV *
+fetch(self)
+    SV *self
+  PREINIT:
+    sl_share *share;
+    SV **cache;
+    size_t len = 0;
+    int unchanged = 0;
+  CODE:
+    share = handle_of(aTHX_ self);
+    /* The last value fetched, kept to hand out again (copy-on-write) while
+     * the head says nothing was stored since. */
+    cache = hv_fetchs((HV *)SvRV(self), "_fetched", 1);
+    if (!cache)
+        croak("IPC::ShareLite fetch() error: cannot keep the fetched value");
+    if (sl_share_fetch_begin(share, SvPOK(*cache) ? 1 : 0, &len, &unchanged) != SL_OK)
+        croak_core(aTHX_ "fetch()");
+    if (unchanged) {
+        sl_share_fetch_finish(share, NULL, 0);
+        RETVAL = newSVsv(*cache);
+    } else {
+        /* Two spare bytes: the NUL, and room for a copy-on-write count. */
+        RETVAL = newSV(len + 2);
+        SvPOK_only(RETVAL);
+        sl_share_fetch_finish(share, (uint8_t *)SvPVX(RETVAL), len);
+        SvCUR_set(RETVAL, len);
+        *SvEND(RETVAL) = '\0';
+        sv_setsv(*cache, RETVAL);
+    }
+  OUTPUT:
+    RETVAL
+
+SV *
+lock(self, flags = &PL_sv_undef, timeout = &PL_sv_undef)
+    SV *self
+    SV *flags
+    SV *timeout
+  PREINIT:
+    int64_t timeout_ns = -1;
+    int rc;
+  CODE:
+    if (SvOK(timeout)) {
+        NV t = SvNV(timeout);
+        timeout_ns = t <= 0 ? 0 : t >= 9.2e9 ? INT64_MAX : (int64_t)(t * 1e9);
+    }
+    rc = sl_share_lock(handle_of(aTHX_ self), SvOK(flags) ? (int)SvIV(flags) : 0, timeout_ns);
+    RETVAL = rc == SL_OK ? newSViv(1) : rc == SL_WOULD_BLOCK ? newSViv(0) : &PL_sv_undef;
+  OUTPUT:
+    RETVAL
+
+SV *
+unlock(self, ...)
+    SV *self
+  CODE:
+    RETVAL = sl_share_unlock(handle_of(aTHX_ self)) == SL_OK ? newSViv(1) : &PL_sv_undef;
+  OUTPUT:
+    RETVAL
+
+SV *
+version(self)
+    SV *self
+  PREINIT:
+    uint32_t version = 0;
+  CODE:
+    RETVAL = sl_share_version(handle_of(aTHX_ self), &version) == SL_OK ? newSVuv(version) : &PL_sv_undef;
+  OUTPUT:
+    RETVAL
+
+SV *
+num_segments(self)
+    SV *self
+  PREINIT:
+    size_t count = 0;
+  CODE:
+    RETVAL = sl_share_num_segments(handle_of(aTHX_ self), &count) == SL_OK ? newSVuv(count) : &PL_sv_undef;
+  OUTPUT:
+    RETVAL

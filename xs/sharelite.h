@@ -1,0 +1,30 @@
+/* The C ABI of the Rust core (rust-core/src/ffi.rs). Every function returns
+ * SL_OK, SL_WOULD_BLOCK (lock only) or SL_ERROR with errno set and a message
+ * for sl_last_error(). Out parameters are written only on success. */
+#ifndef SHARELITE_H
+#define SHARELITE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define SL_OK 0
+#define SL_WOULD_BLOCK 1
+#define SL_ERROR (-1)
+
+typedef struct sl_share sl_share;
+
+int sl_share_open(int key, size_t size, int flags, sl_share **out_share);
+int sl_share_clone(sl_share *share, sl_share **out_share);
+void sl_share_free(sl_share *share);
+int sl_share_remove(sl_share *share);
+int sl_share_store(sl_share *share, const uint8_t *data, size_t len);
+int sl_share_fetch_begin(sl_share *share, int have_copy, size_t *out_len, int *out_unchanged);
+int sl_share_fetch_finish(sl_share *share, uint8_t *buf, size_t len);
+int sl_share_lock(sl_share *share, int flags, int64_t timeout_ns);
+int sl_share_unlock(sl_share *share);
+int sl_share_version(sl_share *share, uint32_t *out_version);
+int sl_share_num_segments(sl_share *share, size_t *out_count);
+int sl_share_segment_size(sl_share *share, size_t *out_size);
+size_t sl_last_error(char *buf, size_t cap);
+
+#endif
