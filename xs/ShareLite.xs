@@ -13,6 +13,19 @@
 
 #include "sharelite.h"
 
+/* A blocking wait interrupted by a signal: run Perl's handler for it (which
+ * may die: no lock is held and no Rust frame is on the stack here), then let
+ * the caller try again. */
+static int
+interrupted(pTHX_ int rc)
+{
+    if (rc != SL_ERROR || errno != EINTR)
+        return 0;
+    PERL_ASYNC_CHECK();
+    return 1;
+}
+#define INTERRUPTED(rc) interrupted(aTHX_ (rc))
+
 /* The one error path: "IPC::ShareLite <what> error: <reason>", $! kept. */
 static void
 croak_core(pTHX_ const char *what)
@@ -50,7 +63,11 @@ _open(key, size, flags)
     sl_share *share = NULL;
   CODE:
     /* 0 on failure, with $! set: the caller croaks (from the user's line). */
-    RETVAL = sl_share_open((int)key, (size_t)size, (int)flags, &share) == SL_OK ? PTR2IV(share) : 0;
+    int rc;
+    do
+        rc = sl_share_open((int)key, (size_t)size, (int)flags, &share);
+    while (INTERRUPTED(rc));
+    RETVAL = rc == SL_OK ? PTR2IV(share) : 0;
   OUTPUT:
     RETVAL
 
@@ -111,6 +128,7 @@ store(self, value = &PL_sv_undef)
     sl_share *share;
     const char *bytes = "";
     STRLEN len = 0;
+    int rc;
   CODE:
     share = handle_of(aTHX_ self);
     if (SvOK(value)) {
@@ -123,7 +141,10 @@ store(self, value = &PL_sv_undef)
         }
         bytes = SvPV_const(value, len);
     }
-    if (sl_share_store(share, (const uint8_t *)bytes, len) != SL_OK)
+    do
+        rc = sl_share_store(share, (const uint8_t *)bytes, len);
+    while (INTERRUPTED(rc));
+    if (rc != SL_OK)
         croak_core(aTHX_ "store()");
     RETVAL = 1;
   OUTPUT:
@@ -137,6 +158,7 @@ fetch(self)
     SV **cache;
     size_t len = 0;
     int unchanged = 0;
+    int rc;
   CODE:
     share = handle_of(aTHX_ self);
     /* The last value fetched, kept to hand out again (copy-on-write) while
@@ -144,7 +166,10 @@ fetch(self)
     cache = hv_fetchs((HV *)SvRV(self), "_fetched", 1);
     if (!cache)
         croak("IPC::ShareLite fetch() error: cannot keep the fetched value");
-    if (sl_share_fetch_begin(share, SvPOK(*cache) ? 1 : 0, &len, &unchanged) != SL_OK)
+    do
+        rc = sl_share_fetch_begin(share, SvPOK(*cache) ? 1 : 0, &len, &unchanged);
+    while (INTERRUPTED(rc));
+    if (rc != SL_OK)
         croak_core(aTHX_ "fetch()");
     if (unchanged) {
         sl_share_fetch_finish(share, NULL, 0);
@@ -174,7 +199,9 @@ lock(self, flags = &PL_sv_undef, timeout = &PL_sv_undef)
         NV t = SvNV(timeout);
         timeout_ns = t <= 0 ? 0 : t >= 9.2e9 ? INT64_MAX : (int64_t)(t * 1e9);
     }
-    rc = sl_share_lock(handle_of(aTHX_ self), SvOK(flags) ? (int)SvIV(flags) : 0, timeout_ns);
+    do
+        rc = sl_share_lock(handle_of(aTHX_ self), SvOK(flags) ? (int)SvIV(flags) : 0, timeout_ns);
+    while (INTERRUPTED(rc));
     RETVAL = rc == SL_OK ? newSViv(1) : rc == SL_WOULD_BLOCK ? newSViv(0) : &PL_sv_undef;
   OUTPUT:
     RETVAL
@@ -202,7 +229,11 @@ num_segments(self)
     SV *self
   PREINIT:
     size_t count = 0;
+    int rc;
   CODE:
-    RETVAL = sl_share_num_segments(handle_of(aTHX_ self), &count) == SL_OK ? newSVuv(count) : &PL_sv_undef;
+    do
+        rc = sl_share_num_segments(handle_of(aTHX_ self), &count);
+    while (INTERRUPTED(rc));
+    RETVAL = rc == SL_OK ? newSVuv(count) : &PL_sv_undef;
   OUTPUT:
     RETVAL

@@ -310,7 +310,13 @@ impl Share {
         if before != Some(LockKind::Exclusive) {
             let released = self.unlock();
             if before == Some(LockKind::Shared) {
-                self.lock(LockKind::Shared, Wait::Forever)?;
+                // The work is done: a signal must not make it look failed.
+                let mut ops = [
+                    libc::sembuf { sem_num: SEM_WRITER, sem_op: 0, sem_flg: 0 },
+                    libc::sembuf { sem_num: SEM_READERS, sem_op: 1, sem_flg: libc::SEM_UNDO as c_short },
+                ];
+                sys::semop_restarting(self.semid, &mut ops)?;
+                self.lock = Some(LockKind::Shared);
             }
             released?;
         }

@@ -63,27 +63,30 @@ pub fn semget(key: libc::key_t, nsems: c_int, flags: c_int) -> Result<c_int, Err
 /// One `semop(2)` (or `semtimedop(2)` with a timeout) over `ops`, atomically.
 ///
 /// `EAGAIN`: `IPC_NOWAIT` was given and the call would block, or the timeout
-/// expired; `EINVAL`/`EIDRM`: the set is gone. `EINTR` is retried (with the
-/// whole timeout again, which only lengthens a wait that a signal interrupted).
+/// expired; `EINVAL`/`EIDRM`: the set is gone; `EINTR`: a signal arrived
+/// (never restarted here, so that the caller can run the signal's handler).
 pub fn semop(semid: c_int, ops: &mut [libc::sembuf], timeout: Option<Duration>) -> Result<(), Errno> {
-    retry_eintr(|| {
-        let rc = match timeout {
-            None => {
-                // SAFETY: ops points to ops.len() valid sembuf structures.
-                unsafe { libc::semop(semid, ops.as_mut_ptr(), ops.len()) }
-            }
-            Some(t) => {
-                let ts = libc::timespec {
-                    tv_sec: t.as_secs().min(libc::time_t::MAX as u64) as libc::time_t,
-                    tv_nsec: t.subsec_nanos() as libc::c_long,
-                };
-                // SAFETY: ops points to ops.len() valid sembuf structures and
-                // ts lives for the whole call.
-                unsafe { semtimedop(semid, ops.as_mut_ptr(), ops.len(), &ts) }
-            }
-        };
-        check(rc).map(drop)
-    })
+    let rc = match timeout {
+        None => {
+            // SAFETY: ops points to ops.len() valid sembuf structures.
+            unsafe { libc::semop(semid, ops.as_mut_ptr(), ops.len()) }
+        }
+        Some(t) => {
+            let ts = libc::timespec {
+                tv_sec: t.as_secs().min(libc::time_t::MAX as u64) as libc::time_t,
+                tv_nsec: t.subsec_nanos() as libc::c_long,
+            };
+            // SAFETY: ops points to ops.len() valid sembuf structures and ts
+            // lives for the whole call.
+            unsafe { semtimedop(semid, ops.as_mut_ptr(), ops.len(), &ts) }
+        }
+    };
+    check(rc).map(drop)
+}
+
+/// [`semop`], restarted after `EINTR`: for waits that must finish.
+pub fn semop_restarting(semid: c_int, ops: &mut [libc::sembuf]) -> Result<(), Errno> {
+    retry_eintr(|| semop(semid, ops, None))
 }
 
 extern "C" {

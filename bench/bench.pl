@@ -1,0 +1,559 @@
+#!/usr/bin/perl
+# Benchmark: our IPC::ShareLite (blib) against the reference 0.17 (.ref).
+#
+# The parent runs one fresh perl per (implementation, case, round), with only
+# that implementation on @INC, and reports the median ops/s of each case.
+# The children are this same script started with --child.
+# See bench/README.md.
+
+use strict;
+use warnings;
+use Cwd qw(abs_path);
+use File::Basename qw(dirname);
+use File::Path qw(make_path);
+use File::Spec;
+use Getopt::Long qw(GetOptionsFromArray);
+use IPC::SysV qw(IPC_RMID);
+use List::Util qw(max min);
+use Time::HiRes qw(time);
+
+my $ROOT    = abs_path( File::Spec->catdir( dirname( abs_path( __FILE__ ) ), '..' ) );
+my $SCRIPT  = abs_path( __FILE__ );
+my $OUT_DIR = "$ROOT/bench/out";
+
+# Value sizes in bytes (segment size stays at the default, 65536).
+my @FULL_SIZES  = ( 16, map { $_ * 1024 } 1, 16, 32, 64, 128, 256, 512, 4096 );
+my @QUICK_SIZES = ( 16, map { $_ * 1024 } 1, 64, 512, 4096 );
+
+# Seconds each timed run aims for, and the least a calibration run must take.
+my %TIMING = (
+  full  => { target => 0.4,  calibrate => 0.05 },
+  quick => { target => 0.12, calibrate => 0.02 },
+);
+
+# Keys: every child owns a block of 256 keys derived from its pid (0.17 chains
+# extra segments on the keys after the share's own). This range stays clear of
+# the one the test suite uses (0x20000000 + pid*256).
+my $KEY_BASE  = 0x60000000;
+my $KEY_SPAN  = 256;
+my $PID_MASK  = 0x1FFFFF;
+
+exit( @ARGV && $ARGV[0] eq '--child' ? child_main( @ARGV[ 1 .. $#ARGV ] ) : run_parent( @ARGV ) );
+
+# ---------------------------------------------------------------------------
+# Shared helpers
+
+sub key_block_of_pid { $KEY_BASE + ( $_[0] & $PID_MASK ) * $KEY_SPAN }
+
+sub size_label {
+  my $bytes = shift;
+  return "${bytes}B" if $bytes < 1024;
+  return ( $bytes / 1048576 ) . 'M' if $bytes % 1048576 == 0;
+  return ( $bytes / 1024 ) . 'K';
+}
+
+sub case_label {
+  my ( $kind, $size ) = @_;
+  return defined $size ? "$kind-" . size_label( $size ) : $kind;
+}
+
+# Rows of a /proc/sysvipc table as hashes keyed by its header.
+sub sysvipc_rows {
+  my $file = shift;
+  open my $fh, '<', $file or return ();
+  my @columns = split ' ', scalar( <$fh> ) // '';
+  my @rows;
+  while ( my $line = <$fh> ) {
+    my %row;
+    @row{@columns} = split ' ', $line;
+    push @rows, \%row;
+  }
+  return @rows;
+}
+
+# Remove every SysV object of a child: anything keyed in its block, and any
+# segment it created (whatever key the implementation chained it on).
+# Returns how many objects were removed.
+sub purge_child_objects {
+  my $pid   = shift;
+  my $first = key_block_of_pid( $pid );
+  my $last  = $first + $KEY_SPAN - 1;
+  my %shm_ids;
+  my %sem_ids;
+  for my $key ( $first .. $last ) {
+    my $shm = shmget( $key, 0, 0 );
+    $shm_ids{$shm} = 1 if defined $shm;
+    my $sem = semget( $key, 0, 0 );
+    $sem_ids{$sem} = 1 if defined $sem;
+  }
+  for my $row ( sysvipc_rows( '/proc/sysvipc/shm' ) ) {
+    $shm_ids{ $row->{shmid} } = 1 if ( $row->{cpid} // -1 ) == $pid;
+  }
+  my $removed = 0;
+  $removed++ for grep { shmctl( $_, IPC_RMID, 0 ) } keys %shm_ids;
+  $removed++ for grep { semctl( $_, 0, IPC_RMID, 0 ) } keys %sem_ids;
+  return $removed;
+}
+
+sub median {
+  my @sorted = sort { $a <=> $b } @_;
+  return undef unless @sorted;
+  my $mid = int( @sorted / 2 );
+  return @sorted % 2 ? $sorted[$mid] : ( $sorted[ $mid - 1 ] + $sorted[$mid] ) / 2;
+}
+
+# ---------------------------------------------------------------------------
+# Parent: options, schedule, report
+
+sub usage {
+  return <<"END";
+usage: perl bench/bench.pl [--rounds N] [--quick] [--only REGEX] [--ours-lib DIR]
+  --rounds N      rounds per case, each running both implementations (default 3)
+  --quick         fewer sizes and shorter runs (smoke test)
+  --only REGEX    only cases whose label matches, e.g. 'store|fetch-16B', '^lock'
+  --ours-lib DIR  load 'ours' from DIR instead of blib (e.g. the 0.17 lib, to
+                  develop the benchmark; its implementation check is then off)
+Writes bench/out/results.csv, and bench/out/chart.png when gnuplot is on PATH.
+END
+}
+
+sub parse_parent_options {
+  my @args = @_;
+  my %opt  = ( rounds => 3, quick => 0, only => undef, ours_lib => undef );
+  GetOptionsFromArray(
+    \@args,
+    'rounds=i'   => \$opt{rounds},
+    'quick'      => \$opt{quick},
+    'only=s'     => \$opt{only},
+    'ours-lib=s' => \$opt{ours_lib},
+    'help|h'     => sub { print usage(); exit 0 },
+  ) or die usage();
+  die "unexpected arguments: @args\n" . usage() if @args;
+  die "--rounds must be at least 1\n" if $opt{rounds} < 1;
+  if ( defined $opt{only} ) {
+    eval { qr/$opt{only}/ } or die "--only: bad regex '$opt{only}': $@";
+  }
+  return \%opt;
+}
+
+sub reference_lib {
+  my ( $pm ) = glob( "$ROOT/.ref/0.17/usr/lib/*/perl5/*/IPC/ShareLite.pm" );
+  die "reference 0.17 not found under $ROOT/.ref/0.17 (run t/tools/fetch-ref)\n"
+   unless $pm && -f $pm;
+  return dirname( dirname( $pm ) );
+}
+
+sub resolve_dir {
+  my $dir = shift;
+  for my $candidate ( $dir, File::Spec->rel2abs( $dir, $ROOT ) ) {
+    return abs_path( $candidate ) if -d $candidate;
+  }
+  die "--ours-lib: no directory '$dir'\n";
+}
+
+# How each implementation is started and checked: -I flags, the directory its
+# IPC/ShareLite.pm must come from, and the version check.
+sub implementations {
+  my $opt = shift;
+  my $ref = reference_lib();
+  my %impl = ( orig => { inc => [$ref], from => $ref, version_check => 'eq' } );
+  if ( defined $opt->{ours_lib} ) {
+    my $dir = resolve_dir( $opt->{ours_lib} );
+    $impl{ours} = { inc => [$dir], from => $dir, version_check => 'any' };
+  }
+  else {
+    my $so = "$ROOT/blib/arch/auto/IPC/ShareLite/ShareLite.so";
+    die "$so not built yet; build the module or use --ours-lib DIR\n" unless -f $so;
+    $impl{ours} = {
+      inc           => [ "$ROOT/blib/arch", "$ROOT/blib/lib" ],
+      from          => "$ROOT/blib/lib",
+      version_check => 'ne',
+    };
+  }
+  return \%impl;
+}
+
+sub bench_cases {
+  my $opt   = shift;
+  my @sizes = $opt->{quick} ? @QUICK_SIZES : @FULL_SIZES;
+  my @cases;
+  for my $kind ( qw(store fetch pair) ) {
+    push @cases, { kind => $kind, size => $_ } for @sizes;
+  }
+  push @cases, { kind => $_ } for qw(lock-ex lock-sh version);
+  push @cases, { kind => 'fetch-unchanged', size => 512 * 1024 };
+  $_->{label} = case_label( $_->{kind}, $_->{size} ) for @cases;
+  @cases = grep { $_->{label} =~ /$opt->{only}/ } @cases if defined $opt->{only};
+  die "--only '$opt->{only}' matches no case\n" unless @cases;
+  return @cases;
+}
+
+# Start one child; returns (ops/s or undef, error text).
+sub run_child {
+  my ( $impl_name, $impl, $case, $seconds ) = @_;
+  my @cmd = (
+    $^X, ( map { "-I$_" } @{ $impl->{inc} } ), $SCRIPT, '--child',
+    '--impl', $impl_name, '--from', $impl->{from}, '--version-check', $impl->{version_check},
+    '--kind', $case->{kind}, '--seconds', $seconds, '--calibrate', $case->{calibrate},
+    ( defined $case->{size} ? ( '--size', $case->{size} ) : () ),
+  );
+  my $pid = open( my $from_child, '-|', @cmd );
+  return ( undef, "cannot start perl: $!" ) unless $pid;
+  my $output = do { local $/; <$from_child> } // '';
+  close $from_child;
+  my $status  = $?;
+  my $removed = purge_child_objects( $pid );
+  warn "  note: removed $removed SysV object(s) the child $pid left behind\n" if $removed;
+  return ( undef, 'child ' . describe_status( $status ) ) if $status;
+  my ( $ops ) = $output =~ /^RESULT ops_per_sec=(\S+)/m;
+  return ( undef, "no RESULT line in child output: $output" ) unless defined $ops;
+  return ( $ops + 0, '' );
+}
+
+sub describe_status {
+  my $status = shift;
+  return 'killed by signal ' . ( $status & 127 ) if $status & 127;
+  return 'exited with ' . ( $status >> 8 );
+}
+
+sub run_all_rounds {
+  my ( $opt, $impls, $cases ) = @_;
+  my $timing = $TIMING{ $opt->{quick} ? 'quick' : 'full' };
+  my %ops;    # $ops{label}{impl} = [ ops/s per round ]
+  my $errors = 0;
+  my $interrupted;
+  local $SIG{INT} = local $SIG{TERM} = sub { $interrupted = 1 };
+  for my $round ( 1 .. $opt->{rounds} ) {
+    # Alternate which implementation goes first, to cancel any order effect.
+    my @order = $round % 2 ? qw(ours orig) : qw(orig ours);
+    for my $case ( @$cases ) {
+      $case->{calibrate} = $timing->{calibrate};
+      for my $impl_name ( @order ) {
+        my ( $result, $error ) = run_child( $impl_name, $impls->{$impl_name}, $case, $timing->{target} );
+        die "interrupted\n" if $interrupted;
+        if ( defined $result ) {
+          push @{ $ops{ $case->{label} }{$impl_name} }, $result;
+          printf STDERR "round %d/%d  %-22s %-4s %14.0f ops/s\n", $round, $opt->{rounds},
+           $case->{label}, $impl_name, $result;
+        }
+        else {
+          $errors++;
+          printf STDERR "round %d/%d  %-22s %-4s FAILED: %s\n", $round, $opt->{rounds},
+           $case->{label}, $impl_name, $error;
+        }
+      }
+    }
+  }
+  return ( \%ops, $errors );
+}
+
+sub summarize {
+  my ( $cases, $ops ) = @_;
+  my @rows;
+  for my $case ( @$cases ) {
+    my %row = %$case;
+    for my $impl_name ( qw(ours orig) ) {
+      my $runs = $ops->{ $case->{label} }{$impl_name} || [];
+      $row{"${impl_name}_runs"}   = $runs;
+      $row{"${impl_name}_median"} = median( @$runs );
+    }
+    $row{ratio} = defined $row{ours_median} && defined $row{orig_median} && $row{orig_median} > 0
+     ? $row{ours_median} / $row{orig_median}
+     : undef;
+    push @rows, \%row;
+  }
+  return @rows;
+}
+
+sub format_or_dash {
+  my ( $format, $value ) = @_;
+  return defined $value ? sprintf( $format, $value ) : '-';
+}
+
+sub print_table {
+  my ( $rows, $rounds ) = @_;
+  printf "\nmedian of %d round(s), ops/s\n", $rounds;
+  my $line = "%-16s %6s %14s %14s %8s\n";
+  printf $line, qw(case size ours orig ours/orig);
+  for my $row ( @$rows ) {
+    printf $line, $row->{kind}, ( defined $row->{size} ? size_label( $row->{size} ) : '-' ),
+     format_or_dash( '%.0f', $row->{ours_median} ), format_or_dash( '%.0f', $row->{orig_median} ),
+     format_or_dash( '%.2f', $row->{ratio} );
+  }
+}
+
+sub write_csv {
+  my ( $rows, $file ) = @_;
+  open my $fh, '>', $file or die "cannot write $file: $!\n";
+  print $fh "case,size_bytes,label,ours_ops_per_sec,orig_ops_per_sec,ratio_ours_orig,ours_rounds,orig_rounds\n";
+  for my $row ( @$rows ) {
+    print $fh join( ',',
+      $row->{kind}, $row->{size} // '', $row->{label},
+      format_or_dash( '%.1f', $row->{ours_median} ) =~ s/^-$//r,
+      format_or_dash( '%.1f', $row->{orig_median} ) =~ s/^-$//r,
+      format_or_dash( '%.4f', $row->{ratio} ) =~ s/^-$//r,
+      join( ';', map { sprintf '%.1f', $_ } @{ $row->{ours_runs} } ),
+      join( ';', map { sprintf '%.1f', $_ } @{ $row->{orig_runs} } ),
+    ), "\n";
+  }
+  close $fh or die "cannot write $file: $!\n";
+}
+
+sub find_in_path {
+  my $program = shift;
+  for my $dir ( File::Spec->path ) {
+    my $file = File::Spec->catfile( $dir, $program );
+    return $file if -f $file && -x _;
+  }
+  return undef;
+}
+
+# ops/s against size, log-log, one line per (store|fetch, implementation).
+# Returns true when a chart was written (or there was nothing to draw).
+sub write_chart {
+  my ( $rows, $png ) = @_;
+  my $gnuplot = find_in_path( 'gnuplot' ) or return 1;
+  my @series = map { my $kind = $_; map { [ $kind, $_ ] } qw(ours orig) } qw(store fetch);
+  my %value;
+  my %sizes;
+  for my $row ( grep { $_->{kind} eq 'store' || $_->{kind} eq 'fetch' } @$rows ) {
+    for my $impl_name ( qw(ours orig) ) {
+      my $median = $row->{"${impl_name}_median"} // next;
+      $value{ $row->{kind} }{$impl_name}{ $row->{size} } = $median;
+      $sizes{ $row->{size} } = 1;
+    }
+  }
+  @series = grep { $value{ $_->[0] }{ $_->[1] } } @series;
+  return 1 unless @series;
+
+  my $data = "$png.dat";
+  open my $fh, '>', $data or die "cannot write $data: $!\n";
+  for my $size ( sort { $a <=> $b } keys %sizes ) {
+    print $fh join( ' ', $size, map { $value{ $_->[0] }{ $_->[1] }{$size} // '?' } @series ), "\n";
+  }
+  close $fh;
+
+  my $xtics = join ', ', map { sprintf '"%s" %d', size_label( $_ ), $_ } sort { $a <=> $b } keys %sizes;
+  my $plots = join ', ', map {
+    sprintf q{'%s' using 1:%d with linespoints %s title '%s %s'}, $data, $_ + 2,
+     ( $series[$_][1] eq 'ours' ? 'lw 2' : 'lw 2 dt 2' ), @{ $series[$_] }
+  } 0 .. $#series;
+  my $terminal = `"$gnuplot" -e "set terminal" 2>&1` =~ /\bpngcairo\b/ ? 'pngcairo' : 'png';
+  my $script = <<"END";
+set terminal $terminal size 900,600
+set output '$png'
+set title 'IPC::ShareLite: ours vs 0.17 (median ops/s)'
+set logscale xy
+set xlabel 'value size'
+set ylabel 'ops/s'
+set xtics ($xtics)
+set grid
+set key outside right
+set datafile missing '?'
+plot $plots
+END
+  open my $gp, '|-', $gnuplot or die "cannot run gnuplot: $!\n";
+  print $gp $script;
+  close $gp;
+  unlink $data;
+  return $? == 0;
+}
+
+# Exit status: 0 when every run succeeded, 1 when some run failed, 2 when the
+# benchmark could not run at all.
+sub run_parent {
+  my @args = @_;
+  my $status = eval { parent_main( @args ) };
+  return $status if defined $status;
+  print STDERR $@;
+  return 2;
+}
+
+sub parent_main {
+  my $opt = parse_parent_options( @_ );
+  delete @ENV{qw(PERL5LIB PERLLIB PERL5OPT)};
+  my $impls = implementations( $opt );
+  my @cases = bench_cases( $opt );
+  printf STDERR "ours: %s\norig: %s\n%d case(s) x 2 implementations x %d round(s)\n",
+   $impls->{ours}{from}, $impls->{orig}{from}, scalar @cases, $opt->{rounds};
+
+  my ( $ops, $errors ) = run_all_rounds( $opt, $impls, \@cases );
+  my @rows = summarize( \@cases, $ops );
+  print_table( \@rows, $opt->{rounds} );
+
+  make_path( $OUT_DIR );
+  write_csv( \@rows, "$OUT_DIR/results.csv" );
+  print "\nwrote $OUT_DIR/results.csv\n";
+  if ( find_in_path( 'gnuplot' ) ) {
+    if ( write_chart( \@rows, "$OUT_DIR/chart.png" ) ) {
+      print "wrote $OUT_DIR/chart.png\n" if -f "$OUT_DIR/chart.png";
+    }
+    else {
+      warn "gnuplot failed to draw $OUT_DIR/chart.png\n";
+      $errors++;
+    }
+  }
+  if ( $errors ) {
+    warn "$errors run(s) failed\n";
+    return 1;
+  }
+  return 0;
+}
+
+# ---------------------------------------------------------------------------
+# Child: load one implementation, time one case, print "RESULT ops_per_sec=N"
+
+sub parse_child_options {
+  my @args = @_;
+  my %opt;
+  GetOptionsFromArray( \@args, \%opt, 'impl=s', 'from=s', 'version-check=s', 'kind=s',
+    'size=i', 'seconds=f', 'calibrate=f' )
+   or die "bad child options\n";
+  return \%opt;
+}
+
+sub load_checked_implementation {
+  my $opt = shift;
+  require IPC::ShareLite;
+  my $version = $IPC::ShareLite::VERSION // '(none)';
+  my $loaded  = $INC{'IPC/ShareLite.pm'};
+  die "$opt->{impl}: IPC/ShareLite.pm loaded from $loaded, not from $opt->{from}\n"
+   unless index( abs_path( $loaded ), "$opt->{from}/" ) == 0;
+  my $check = $opt->{'version-check'};
+  die "$opt->{impl}: wrong implementation loaded (VERSION $version)\n"
+   if ( $check eq 'eq' && $version ne '0.17' ) || ( $check eq 'ne' && $version eq '0.17' );
+}
+
+# Two handles on one new share: the writer creates (and destroys) it, the
+# reader attaches to it.
+sub open_share_pair {
+  my $key = shift;
+  my $writer = IPC::ShareLite->new( -key => $key, -create => 1, -destroy => 1 );
+  my $reader = IPC::ShareLite->new( -key => $key, -create => 0, -destroy => 0 );
+  return ( $writer, $reader );
+}
+
+# Two different values of $size bytes, so consecutive stores never repeat.
+sub test_values {
+  my $size = shift;
+  return map { substr( ( $_ x 7 ) . ( 'abcdefghijklmnopqrstuvwxyz0123456789' x ( $size / 36 + 1 ) ), 0, $size ) }
+   ( 'x', 'y' );
+}
+
+# Cost of one empty "start timer; stop timer" pair, in seconds.
+sub timer_overhead {
+  my $n     = 200_000;
+  my $spent = 0;
+  for ( 1 .. $n ) {
+    my $t0 = time;
+    $spent += time - $t0;
+  }
+  return $spent / $n;
+}
+
+# A closure timing $n operations of the case; it returns the seconds spent in
+# the operations measured. Most cases time the whole loop. 'fetch' needs a
+# fresh value before every fetch, so it stores through the writer untimed and
+# times each fetch through the reader alone (minus the timer's own cost).
+sub make_timed_loop {
+  my ( $kind, $writer, $reader, $size ) = @_;
+  my @values = defined $size ? test_values( $size ) : ();
+  my $bulk = sub {
+    my $body = shift;
+    return sub { my $n = shift; my $t0 = time; $body->( $n ); return time - $t0 };
+  };
+  if ( $kind eq 'store' ) {
+    my $value = $values[0];
+    return $bulk->( sub { $writer->store( $value ) for 1 .. $_[0] } );
+  }
+  if ( $kind eq 'pair' ) {
+    return $bulk->( sub {
+      for my $i ( 1 .. $_[0] ) { $writer->store( $values[ $i & 1 ] ); my $got = $reader->fetch }
+    } );
+  }
+  if ( $kind eq 'fetch-unchanged' ) {
+    $writer->store( $values[0] );
+    return $bulk->( sub { for ( 1 .. $_[0] ) { my $got = $reader->fetch } } );
+  }
+  if ( $kind eq 'fetch' ) {
+    my $overhead = timer_overhead();
+    return sub {
+      my $n     = shift;
+      my $spent = 0;
+      for my $i ( 1 .. $n ) {
+        $writer->store( $values[ $i & 1 ] );
+        my $t0  = time;
+        my $got = $reader->fetch;
+        $spent += time - $t0;
+      }
+      return max( $spent - $n * $overhead, 1e-9 );
+    };
+  }
+  if ( $kind eq 'lock-ex' || $kind eq 'lock-sh' ) {
+    my $mode = $kind eq 'lock-ex' ? IPC::ShareLite::LOCK_EX() : IPC::ShareLite::LOCK_SH();
+    return $bulk->( sub { for ( 1 .. $_[0] ) { $writer->lock( $mode ); $writer->unlock } } );
+  }
+  if ( $kind eq 'version' ) {
+    return $bulk->( sub { for ( 1 .. $_[0] ) { my $v = $writer->version } } );
+  }
+  die "unknown case kind '$kind'\n";
+}
+
+# Store/fetch round trip across the two handles, before timing anything.
+sub check_round_trip {
+  my ( $writer, $reader, $size ) = @_;
+  my ( $value ) = test_values( $size // 16 );
+  $writer->store( $value );
+  my $got = $reader->fetch;
+  die "round trip of " . length( $value ) . " bytes returned " . length( $got ) . " different bytes\n"
+   unless $got eq $value;
+}
+
+# Grow $n until one run takes at least $min_seconds of wall time, then scale it
+# to $target seconds. Returns the iteration count.
+sub calibrate_iterations {
+  my ( $loop, $target, $min_seconds ) = @_;
+  my $n = 1;
+  while ( 1 ) {
+    my $t0   = time;
+    $loop->( $n );
+    my $wall = time - $t0;
+    return max( 1, int( $n * $target / $wall ) ) if $wall >= $min_seconds;
+    my $grow = $wall > 0 ? 1.5 * $min_seconds / $wall : 10;
+    $n = max( $n + 1, int( $n * min( 10, $grow ) ) );
+  }
+}
+
+sub time_case {
+  my ( $opt, $key ) = @_;
+  my ( $writer, $reader ) = open_share_pair( $key );
+  check_round_trip( $writer, $reader, $opt->{size} );
+  my $loop   = make_timed_loop( $opt->{kind}, $writer, $reader, $opt->{size} );
+  my $n      = calibrate_iterations( $loop, $opt->{seconds}, $opt->{calibrate} );
+  my $spent  = $loop->( $n );
+  undef $loop;
+  undef $reader;
+  undef $writer;   # -destroy: removes the share
+  return ( $n / $spent, $n, $spent );
+}
+
+sub child_main {
+  my $opt = parse_child_options( @_ );
+  my $key = key_block_of_pid( $$ );
+  # A process with our pid may have left objects in our block before.
+  purge_child_objects( $$ );
+  local $SIG{INT} = local $SIG{TERM} = local $SIG{HUP} = sub { die "caught signal $_[0]\n" };
+  my ( $ops, $n, $spent ) = eval {
+    load_checked_implementation( $opt );
+    time_case( $opt, $key );
+  };
+  my $error = $@;
+  my $left  = purge_child_objects( $$ );
+  if ( !defined $ops ) {
+    print STDERR "bench child ($opt->{impl} $opt->{kind}): $error";
+    return 1;
+  }
+  print STDERR "  warning: $opt->{impl} left $left SysV object(s) after -destroy (removed)\n" if $left;
+  printf "RESULT ops_per_sec=%.3f iterations=%d seconds=%.4f\n", $ops, $n, $spent;
+  return 0;
+}
