@@ -13,6 +13,16 @@
 
 #include "sharelite.h"
 
+/* Copy-on-write string copies, which the core makes by default but XS must
+ * ask for. Safe here: no buffer is written after it has been shared. */
+#ifndef SV_COW_OTHER_PVS
+#  define SV_COW_OTHER_PVS 0
+#endif
+#ifndef SV_COW_SHARED_HASH_KEYS
+#  define SV_COW_SHARED_HASH_KEYS 0
+#endif
+#define COW_FLAGS (SV_COW_SHARED_HASH_KEYS | SV_COW_OTHER_PVS)
+
 /* A blocking wait interrupted by a signal: run Perl's handler for it (which
  * may die: no lock is held and no Rust frame is on the stack here), then let
  * the caller try again. */
@@ -173,7 +183,8 @@ fetch(self)
         croak_core(aTHX_ "fetch()");
     if (unchanged) {
         sl_share_fetch_finish(share, NULL, 0);
-        RETVAL = newSVsv(*cache);
+        RETVAL = newSV(0);
+        sv_setsv_flags(RETVAL, *cache, COW_FLAGS);
     } else {
         /* Two spare bytes: the NUL, and room for a copy-on-write count. */
         RETVAL = newSV(len + 2);
@@ -181,7 +192,7 @@ fetch(self)
         sl_share_fetch_finish(share, (uint8_t *)SvPVX(RETVAL), len);
         SvCUR_set(RETVAL, len);
         *SvEND(RETVAL) = '\0';
-        sv_setsv(*cache, RETVAL);
+        sv_setsv_flags(*cache, RETVAL, COW_FLAGS);
     }
   OUTPUT:
     RETVAL
