@@ -16,6 +16,8 @@
 //! # Ok::<(), sharelite::Error>(())
 //! ```
 
+#![warn(missing_docs)]
+
 mod copy;
 mod error;
 pub mod ffi;
@@ -25,4 +27,4 @@ pub mod sys;
 
 pub use error::{Error, Result};
 pub use segment::HEADER;
-pub use share::{LockKind, OpenOptions, Share, Wait, DEFAULT_SIZE, MAX_LENGTH};
+pub use share::{LockGuard, LockKind, OpenOptions, Share, Wait, DEFAULT_SIZE, MAX_LENGTH};

@@ -48,11 +48,19 @@ pub struct OpenOptions {
     exclusive: bool,
     mode: u32,
     size: usize,
+    destroy: bool,
 }
 
 impl Default for OpenOptions {
     fn default() -> Self {
-        OpenOptions { key: libc::IPC_PRIVATE, create: false, exclusive: false, mode: 0o666, size: DEFAULT_SIZE }
+        OpenOptions {
+            key: libc::IPC_PRIVATE,
+            create: false,
+            exclusive: false,
+            mode: 0o666,
+            size: DEFAULT_SIZE,
+            destroy: false,
+        }
     }
 }
 
@@ -87,6 +95,12 @@ impl OpenOptions {
         self.size = size;
         self
     }
+    /// Remove the share when the [`Share`] is dropped, in the process that
+    /// opened it (a forked child's copy never removes it).
+    pub fn destroy(&mut self, yes: bool) -> &mut Self {
+        self.destroy = yes;
+        self
+    }
     /// The equivalent `shmget(2)` flags.
     pub fn flags(&self) -> c_int {
         let mut f = self.mode as c_int;
@@ -100,7 +114,9 @@ impl OpenOptions {
     }
     /// Opens (or creates) the share.
     pub fn open(&self) -> Result<Share> {
-        Share::open_raw(self.key, self.size, self.flags())
+        let mut share = Share::open_raw(self.key, self.size, self.flags())?;
+        share.destroy = self.destroy;
+        Ok(share)
     }
 }
 
@@ -135,6 +151,7 @@ pub struct Share {
     last_fetch: Option<Stamp>,
     pending: Option<PendingFetch>,
     removed: bool,
+    destroy: bool,
     pid: u32,
 }
 
@@ -179,6 +196,7 @@ impl Share {
             last_fetch: None,
             pending: None,
             removed: false,
+            destroy: false,
             pid: std::process::id(),
         }
     }
@@ -286,6 +304,27 @@ impl Share {
             self.lock = Some(kind);
         }
         Ok(got)
+    }
+
+    /// Takes a lock held until the returned guard is dropped; `Ok(None)` when
+    /// `wait` gave up (see [`Share::lock`]). The guard gives access to the
+    /// share's methods meanwhile.
+    ///
+    /// ```no_run
+    /// # use sharelite::{OpenOptions, LockKind, Wait};
+    /// let mut share = OpenOptions::new().key(1971).open()?;
+    /// if let Some(mut held) = share.lock_guard(LockKind::Exclusive, Wait::No)? {
+    ///     let n: u64 = String::from_utf8_lossy(&held.fetch()?).parse().unwrap_or(0);
+    ///     held.store((n + 1).to_string().as_bytes())?;
+    /// }
+    /// # Ok::<(), sharelite::Error>(())
+    /// ```
+    pub fn lock_guard(&mut self, kind: LockKind, wait: Wait) -> Result<Option<LockGuard<'_>>> {
+        if self.lock(kind, wait)? {
+            Ok(Some(LockGuard { share: self }))
+        } else {
+            Ok(None)
+        }
     }
 
     /// Releases whatever lock this handle holds (nothing held is fine).
@@ -644,12 +683,41 @@ impl Share {
     }
 }
 
+/// A lock taken by [`Share::lock_guard`], released on drop.
+#[derive(Debug)]
+pub struct LockGuard<'a> {
+    share: &'a mut Share,
+}
+
+impl std::ops::Deref for LockGuard<'_> {
+    type Target = Share;
+    fn deref(&self) -> &Share {
+        self.share
+    }
+}
+
+impl std::ops::DerefMut for LockGuard<'_> {
+    fn deref_mut(&mut self) -> &mut Share {
+        self.share
+    }
+}
+
+impl Drop for LockGuard<'_> {
+    fn drop(&mut self) {
+        let _ = self.share.unlock();
+    }
+}
+
 impl Drop for Share {
     fn drop(&mut self) {
         // Locks belong to the process that took them (SEM_UNDO is per
         // process): a forked child's copy must not release its parent's.
         if !self.removed && self.pid == std::process::id() {
-            let _ = self.unlock();
+            if self.destroy {
+                let _ = self.remove();
+            } else {
+                let _ = self.unlock();
+            }
         }
     }
 }
