@@ -1,0 +1,509 @@
+# The bin/sharelite command, run for real as a separate process
+# ($^X -Iblib/lib -Iblib/arch bin/sharelite ..., from the repository root,
+# stdin from a temp file): help and usage errors (exit 0 / 2), the KEY forms
+# (decimal, negative, 0x-hex, 4-character string), missing shares (exit 1,
+# one-line message, nothing created), put/get round trips of binary data
+# (all byte values, NULs, 300 KB, empty), put --create/--mode/--size and
+# their effects seen by stat --json and in /proc/sysvipc, shrinking (segments,
+# shm_state), list and stat fields for shares made by ours and by 0.17
+# (segments, length, version, mode, owner, readers/writers while a child holds
+# LOCK_SH twice or LOCK_EX), a 0.17-made share read with get and removed with
+# rm, rm removing every segment and the semaphore set, a chain with a cycle and
+# a dangling link listed without hanging or crashing, and (as root) a 0600
+# share seen by another user: listed with '?' / null, get refused.
+# The 0.17 parts need the reference (t/tools/fetch-ref) and skip without it.
+
+use strict;
+use warnings;
+use Test::More;
+use lib 't/lib';
+use SLTest;
+use File::Temp ();
+use Fcntl qw(LOCK_SH LOCK_EX);
+use IPC::SysV qw(IPC_RMID);
+use JSON::PP ();
+use POSIX ();
+use Time::HiRes qw(sleep time);
+
+chdir root_dir() or die "chdir: $!";
+
+my $TMP = File::Temp::tempdir( 'slcli.XXXXXX', TMPDIR => 1, CLEANUP => 1 );
+my $N   = 0;
+my $ME  = getpwuid( $< ) // $<;
+
+# Run bin/sharelite; returns (exit code, stdout, stderr). $opt{uid}: run as
+# that user (root only).
+sub cli {
+  my ( $args, $stdin, %opt ) = @_;
+  my $n   = $N++;
+  my $in  = "$TMP/in.$n";
+  my $err = "$TMP/err.$n";
+  open my $fh, '>:raw', $in or die "$in: $!";
+  print {$fh} defined $stdin ? $stdin : '';
+  close $fh or die "$in: $!";
+  my $pid = open( my $out, '-|' ) // die "fork: $!";
+  if ( !$pid ) {
+    open STDIN,  '<', $in  or POSIX::_exit( 97 );
+    open STDERR, '>', $err or POSIX::_exit( 97 );
+    if ( defined $opt{uid} ) {
+      POSIX::setgid( $opt{uid} ) or POSIX::_exit( 96 );
+      POSIX::setuid( $opt{uid} ) or POSIX::_exit( 96 );
+    }
+    delete @ENV{qw(PERL5LIB PERLLIB PERL5OPT)};
+    exec( $^X, '-Iblib/lib', '-Iblib/arch', 'bin/sharelite', @$args ) or POSIX::_exit( 98 );
+  }
+  note_pid( $pid );    # segments it creates count as this file's
+  binmode $out;
+  my $stdout = do { local $/; <$out> };
+  close $out;
+  my $rc = $? & 127 ? 128 + ( $? & 127 ) : $? >> 8;
+  my $stderr = do { local ( @ARGV, $/ ) = ( $err ); <> };
+  return ( $rc, defined $stdout ? $stdout : '', defined $stderr ? $stderr : '' );
+}
+
+sub jcli {
+  my ( $rc, $out, $err ) = cli( @_ );
+  my $data = eval { JSON::PP->new->decode( $out ) };
+  diag( "no JSON (exit $rc): $err$out" ) unless $data;
+  return ( $rc, $data );
+}
+
+sub stat_json { my ( $rc, $d ) = jcli( [ 'stat', shift, '--json' ] ); return $rc == 0 ? $d : undef }
+
+sub list_json {
+  my ( $rc, $list ) = jcli( [ 'list', '--json' ] );
+  is( $rc, 0, 'list --json exits 0' );
+  return { map { $_->{key_dec} => $_ } @{ $list || [] } };
+}
+
+sub khex { sprintf '0x%08x', $_[0] & 0xffffffff }
+
+sub proc_rows {
+  my $file = shift;
+  open my $fh, '<', $file or die "$file: $!";
+  my @cols = split ' ', scalar <$fh>;
+  my @rows;
+  while ( <$fh> ) {
+    my %r;
+    @r{@cols} = split ' ';
+    push @rows, \%r;
+  }
+  return @rows;
+}
+sub shm_by_id { return { map { $_->{shmid} => $_ } proc_rows( '/proc/sysvipc/shm' ) } }
+sub sem_by_key { return { map { $_->{key} => $_ } proc_rows( '/proc/sysvipc/sem' ) } }
+
+# Every SysV object as "shm:ID" / "sem:ID" => row.
+sub ipc_objects {
+  my %o;
+  $o{"shm:$_->{shmid}"} = $_ for proc_rows( '/proc/sysvipc/shm' );
+  $o{"sem:$_->{semid}"} = $_ for proc_rows( '/proc/sysvipc/sem' );
+  return \%o;
+}
+
+# Objects that appeared since $before and are at $key or made by $pid.
+sub created_since {
+  my ( $before, $key, $pid ) = @_;
+  my $now = ipc_objects();
+  return grep {
+    !$before->{$_} && ( $now->{$_}{key} == $key || ( $now->{$_}{cpid} && $now->{$_}{cpid} == $pid ) )
+  } sort keys %$now;
+}
+
+sub share_gone {
+  my ( $key, @ids ) = @_;
+  my $shm = shm_by_id();
+  return !defined( shmget( $key, 0, 0 ) ) && !defined( semget( $key, 0, 0 ) ) && !grep { $shm->{$_} } @ids;
+}
+
+# Deterministic binary value: every byte value, NULs, different per block.
+sub mk {
+  my ( $len, $seed ) = @_;
+  my $s = '';
+  my $i = 0;
+  $s .= pack( 'N', $i++ ) . "\0$seed\0" . join( '', map { chr } 0 .. 255 ) while length $s < $len;
+  return substr( $s, 0, $len );
+}
+
+sub nsegs {
+  my ( $len, $size ) = @_;
+  return $len ? int( ( $len + $size - 17 ) / ( $size - 16 ) ) : 1;
+}
+
+# A child holding locks: $n handles of $impl on $key, each locked $type.
+# Returns a function that releases them and reaps the child.
+sub hold_lock {
+  my ( $impl, $key, $type, $n, $size ) = @_;
+  my $dir = File::Temp::tempdir( 'hold.XXXXXX', DIR => $TMP );
+  my $code = <<'EOC';
+my ( $key, $type, $n, $size, $dir ) = @ARGV;
+my @h = map { IPC::ShareLite->new( -key => $key, -create => 0, -destroy => 0,
+  ( $size ? ( -size => $size ) : () ) ) } 1 .. $n;
+for ( @h ) { $_->lock( $type ) or die "lock: $!" }
+open my $fh, '>', "$dir/ready" or die; close $fh;
+my $end = time + 30;
+select undef, undef, undef, 0.01 until -e "$dir/release" || time > $end;
+$_->unlock for @h;
+exit 0;
+EOC
+  my $pid = spawn_impl( $impl, $code, $key, $type, $n, $size || 0, $dir );
+  my $end = time + 20;
+  sleep 0.01 until -e "$dir/ready" || time > $end || waitpid( $pid, POSIX::WNOHANG() ) == $pid;
+  ok( -e "$dir/ready", "$impl child holds " . ( $type == LOCK_SH ? 'LOCK_SH' : 'LOCK_EX' ) . " x$n on " . khex( $key ) );
+  return sub {
+    open my $fh, '>', "$dir/release" or die;
+    close $fh;
+    is( wait_child( $pid ), 0, "$impl lock holder exits cleanly" );
+  };
+}
+
+# ------------------------------------------------------------ help and usage
+
+for my $args ( [ '--help' ], [ '-h' ], [ 'help' ], [ 'get', '--help' ], [ 'frob', '-h' ] ) {
+  my ( $rc, $out, $err ) = cli( $args );
+  is( $rc, 0, "@$args: exit 0" );
+  like( $out, qr/\AUsage: sharelite COMMAND/, "@$args: usage on stdout" );
+  is( $err, '', "@$args: nothing on stderr" );
+}
+
+{
+  my $K      = new_key( 1 );
+  my $before = ipc_objects();
+  for my $args ( [], [ 'frob' ], [ '-x' ], [ 'list', '--bogus' ], [ 'list', 'extra' ], [ 'get' ],
+    [ 'get', $K, 'extra' ], [ 'get', $K, '--json' ], [ 'put', $K, '--mode' ], [ 'put', $K, '--mode', '999' ],
+    [ 'put', $K, '--size', '-1' ], [ 'put', $K, '--size=4k' ], [ 'rm', $K, '--create' ], [ 'stat', 'abcde' ],
+    [ 'stat', '0' ], [ 'stat', '0x100000000' ], [ 'stat', '4294967296' ], [ 'list', '--json=1' ] )
+  {
+    my ( $rc, $out, $err ) = cli( $args, 'x' );
+    is( $rc, 2, "'@$args': exit 2" );
+    like( $err, qr/\Asharelite: [^\n]+\nUsage: sharelite/, "'@$args': message and usage on stderr" );
+    is( $out, '', "'@$args': nothing on stdout" );
+  }
+  is_deeply( [ created_since( $before, $K, -1 ) ], [], 'usage errors create nothing' );
+}
+
+# ------------------------------------------------------------ keys and missing shares
+
+{
+  my $K = new_key( 1 );
+  my $H = khex( $K );
+  for my $form ( $K, $H, '0x' . uc( substr( $H, 2 ) ), "00$K" ) {
+    my ( $rc, $out, $err ) = cli( [ 'stat', $form ] );
+    is( $rc, 1, "stat $form (missing): exit 1" );
+    is( $err, "sharelite: stat $H ($K): no such share\n", "stat $form: key $H, one-line message" );
+  }
+  my ( $rc, $out, $err ) = cli( [ 'stat', 'abcd' ] );
+  my $sk = unpack( 'i', pack( 'A4', 'abcd' ) );
+  like( $err, qr/^sharelite: stat 0x64636261 \($sk\): /, 'string key converted like the module' );
+  ( $rc, $out, $err ) = cli( [ 'stat', 'ab' ] );
+  $sk = unpack( 'i', pack( 'A4', 'ab' ) );
+  like( $err, qr/^sharelite: stat ${\ khex($sk)} \($sk\): /, 'short string key space-padded' );
+  ( $rc, $out, $err ) = cli( [ 'stat', '--', '-2' ] );
+  like( $err, qr/^sharelite: stat 0xfffffffe \(-2\): /, 'negative decimal key after --' );
+  ( $rc, $out, $err ) = cli( [ 'stat', '0xfffffffe' ] );
+  like( $err, qr/^sharelite: stat 0xfffffffe \(-2\): /, 'hex key above 2^31 is the negative key_t' );
+
+  for my $args ( [ 'get', $K ], [ 'rm', $K ], [ 'stat', $K ], [ 'stat', $K, '--json' ], [ 'put', $K ],
+    [ 'put', $K, '--mode', '0600', '--size', '4096' ] )
+  {
+    my $before = ipc_objects();
+    my ( $rc, $out, $err ) = cli( $args, "value\0" );
+    is( $rc, 1, "@$args on a missing share: exit 1" );
+    like( $err, qr/\Asharelite: $args->[0] $H \($K\): no such share\n\z/, "@$args: one-line message" );
+    is( $out, '', "@$args: nothing on stdout" );
+    is_deeply( [ created_since( $before, $K, -1 ) ], [], "@$args: nothing created (ipcs unchanged)" );
+    ok( !defined( semget( $K, 0, 0 ) ) && !defined( shmget( $K, 0, 0 ) ), "@$args: no object at $H" );
+  }
+}
+
+# ------------------------------------------------------------ put / get with ours
+
+my $K1 = new_key();
+my @K1_ids;
+{
+  my $v = mk( 300 * 1024, 'big' );
+  my ( $rc, $out, $err ) = cli( [ 'put', $K1, '--create' ], $v );
+  is( $rc, 0, 'put --create 300 KB: exit 0' ) or diag $err;
+  is( $out . $err, '', 'put prints nothing' );
+  ( $rc, $out, $err ) = cli( [ 'get', $K1 ] );
+  is( $rc, 0, 'get: exit 0' );
+  ok( $out eq $v, 'get returns the 300 KB binary value byte for byte' );
+  is( length $out, length $v, 'same length' );
+
+  my $d = stat_json( $K1 );
+  @K1_ids = chain_shmids( $K1 );
+  my $shm = shm_by_id();
+  is_deeply(
+    { map { $_ => $d->{$_} } qw(key key_dec segments segment_size length version shm_state readers writers mode owner chain initialised) },
+    { key => khex( $K1 ), key_dec => $K1, segments => nsegs( length $v, 65536 ), segment_size => 65536,
+      length => length $v, version => 2, shm_state => 1, readers => 0, writers => 0,
+      mode => '0666', owner => $ME, chain => 'ok', initialised => 1 },
+    'stat --json after put --create: default size and mode, 5 segments, version 2' );
+  is_deeply( $d->{shmids}, \@K1_ids, 'stat shmids are the chain in the kernel' );
+  is( $d->{shmid}, $K1_ids[0], 'shmid is the head' );
+  is( $d->{semid}, semget( $K1, 0, 0 ) + 0, 'semid' );
+
+  for my $small ( "\0", "a\0b\0\0c\xff\x00", mk( 1000, 's' ) ) {
+    ( $rc, $out, $err ) = cli( [ 'put', $K1 ], $small );
+    is( $rc, 0, 'put without --create on an existing share: exit 0' );
+    ( $rc, $out ) = cli( [ 'get', $K1 ] );
+    ok( $out eq $small, 'get returns ' . length( $small ) . ' bytes with NULs exactly' );
+  }
+  $d = stat_json( $K1 );
+  is( $d->{segments}, 1,    'shrunk to 1 segment' );
+  is( $d->{version},  5,    'version counts every store' );
+  is( $d->{shm_state}, 2,   'shm_state bumped once by the shrink' );
+  is( $d->{length},   1000, 'length' );
+  is_deeply( $d->{shmids}, [ $K1_ids[0] ], 'shmids: the head only' );
+  $shm = shm_by_id();
+  ok( !grep( { $shm->{$_} } @K1_ids[ 1 .. $#K1_ids ] ), 'the dropped segments are gone' );
+
+  ( $rc, $out, $err ) = cli( [ 'put', $K1 ], '' );
+  is( $rc, 0, 'put of empty stdin' );
+  ( $rc, $out ) = cli( [ 'get', $K1 ] );
+  is( $out, '', 'get returns the empty value' );
+  is( stat_json( $K1 )->{length}, 0, 'length 0' );
+}
+
+# ------------------------------------------------------------ --create, --mode, --size
+
+my $K2 = new_key();
+my $V2 = mk( 10000, 'k2' );
+{
+  my ( $rc, $out, $err ) = cli( [ 'put', $K2, '--create', '--mode', '0600', '--size', '4096' ], $V2 );
+  is( $rc, 0, 'put --create --mode 0600 --size 4096' ) or diag $err;
+  my $d = stat_json( $K2 );
+  is( $d->{mode},         '0600', 'stat: mode 0600' );
+  is( $d->{segment_size}, 4096,   'stat: segment size 4096' );
+  is( $d->{segments},     3,      'stat: 10000 bytes in 3 segments of 4096' );
+  is( $d->{length},       10000,  'stat: length' );
+  my $shm = shm_by_id();
+  is_deeply( [ map { ( oct( $shm->{$_}{perms} ) & 0777 ) . '/' . $shm->{$_}{size} } @{ $d->{shmids} } ],
+    [ ( ( 0600 ) . '/4096' ) x 3 ], 'every segment in the kernel: 0600, 4096 bytes' );
+  is( oct( sem_by_key()->{$K2}{perms} ) & 0777, 0600, 'semaphore set 0600' );
+
+  ( $rc, $out, $err ) = cli( [ 'put', $K2, '--size', '65536', '--create' ], $V2 x 2 );
+  is( $rc, 0, 'put --create --size on an existing share' );
+  $d = stat_json( $K2 );
+  is( $d->{segment_size}, 4096, 'an existing share keeps its segment size' );
+  is( $d->{segments}, nsegs( 20000, 4096 ), 'and chains at that size' );
+  is( $d->{mode}, '0600', 'and its mode' );
+  ( $rc, $out, $err ) = cli( [ 'put', $K2 ], $V2 );
+  is( $rc, 0, 'put again' );
+
+  my $K3 = new_key();
+  ( $rc, $out, $err ) = cli( [ 'put', $K3, '--create', '--mode=0640', '--size=100' ], mk( 1000, 'k3' ) );
+  is( $rc, 0, 'put --create --mode=0640 --size=100' ) or diag $err;
+  $d = stat_json( $K3 );
+  is_deeply( [ @$d{qw(mode segment_size segments length)} ], [ '0640', 100, nsegs( 1000, 100 ), 1000 ],
+    '--opt=value forms: mode 0640, 100-byte segments, 12 of them' );
+  ( $rc, $out ) = cli( [ 'get', $K3 ] );
+  ok( $out eq mk( 1000, 'k3' ), 'get across 12 small segments' );
+  my @ids = chain_shmids( $K3 );
+  ( $rc, $out, $err ) = cli( [ 'rm', $K3 ] );
+  is( $rc, 0, 'rm: exit 0' );
+  is_deeply( [ chain_shmids( $K3 ) ], [], 'rm: no chain left' );
+  ok( share_gone( $K3, @ids ), 'rm: every segment and the semaphore set gone' );
+
+  my $K4 = new_key();
+  ( $rc, $out, $err ) = cli( [ 'put', $K4, '--create', '--size', '16' ], 'x' );
+  is( stat_json( $K4 )->{segment_size}, 65536, '--size 16 means the default' );
+  cli( [ 'rm', $K4 ] );
+  ok( share_gone( $K4 ), 'removed' );
+}
+
+# ------------------------------------------------------------ list and stat, ours and 0.17
+
+my ( $KO, $VO, @KO_ids );
+{
+  my $l = list_json();
+  my $e = $l->{$K2};
+  ok( $e, 'list shows the share made by ours' );
+  is_deeply(
+    { map { $_ => $e->{$_} } qw(key key_dec segments segment_size length version readers writers mode owner chain) },
+    { key => khex( $K2 ), key_dec => $K2, segments => 3, segment_size => 4096, length => 10000, version => 4,
+      readers => 0, writers => 0, mode => '0600', owner => $ME, chain => 'ok' },
+    'list fields of the ours share' );
+  ok( !exists $e->{shmids} && !exists $e->{shm_state}, 'list leaves shmids and shm_state to stat' );
+  ok( $l->{$K1}, 'list shows the other ours share' );
+
+  my ( $rc, $out ) = cli( [ 'list' ] );
+  is( $rc, 0, 'list (text): exit 0' );
+  like( $out, qr/\AKEY\s+DECIMAL\s+SEGMENTS\s+SEGSIZE\s+LENGTH\s+VERSION\s+READERS\s+WRITERS\s+MODE\s+OWNER\s+STATE\n/,
+    'list header' );
+  my $h2 = khex( $K2 );
+  like( $out, qr/^$h2\s+$K2\s+3\s+4096\s+10000\s+4\s+0\s+0\s+0600\s+\Q$ME\E\s+ok$/m, 'list text line of the ours share' );
+
+  # readers and writers, while children of ours hold locks
+  my $rel_sh = hold_lock( 'ours', $K2, LOCK_SH, 2 );
+  my $rel_ex = hold_lock( 'ours', $K1, LOCK_EX, 1 );
+  $l = list_json();
+  is_deeply( [ @{ $l->{$K2} }{qw(readers writers)} ], [ 2, 0 ], 'list: 2 readers (LOCK_SH x2), 0 writers' );
+  is_deeply( [ @{ $l->{$K1} }{qw(readers writers)} ], [ 0, 1 ], 'list: 0 readers, 1 writer (LOCK_EX)' );
+  ( $rc, $out ) = cli( [ 'list' ] );
+  like( $out, qr/^$h2\s+$K2\s+3\s+4096\s+10000\s+4\s+2\s+0\s/m, 'list text: 2 readers' );
+  is_deeply( [ @{ stat_json( $K1 ) }{qw(readers writers)} ], [ 0, 1 ], 'stat --json while LOCK_EX is held (does not block)' );
+  $rel_sh->();
+  $rel_ex->();
+  $l = list_json();
+  is_deeply( [ map { @{ $l->{$_} }{qw(readers writers)} } $K1, $K2 ], [ (0) x 4 ], 'locks released: 0 / 0' );
+
+  SKIP: {
+    skip 'reference IPC::ShareLite 0.17 not unpacked (t/tools/fetch-ref)', 28 unless have_ref();
+    $KO = new_key( 64 );
+    $VO = mk( 10000, 'orig' );
+    my ( $rc0 ) = run_impl( 'orig', <<'EOC', $KO );
+my $key = shift;
+my $v = '';
+my $i = 0;
+$v .= pack( 'N', $i++ ) . "\0orig\0" . join( '', map { chr } 0 .. 255 ) while length $v < 10000;
+my $s = IPC::ShareLite->new( -key => $key, -create => 1, -destroy => 0, -size => 4096 ) or die $!;
+$s->store( 'first' );
+$s->store( substr( $v, 0, 10000 ) );
+exit 0;
+EOC
+    is( $rc0, 0, '0.17 creates a share (-size 4096, 10000 bytes, two stores)' );
+    @KO_ids = chain_shmids( $KO );
+    my $shm = shm_by_id();
+    is_deeply( [ map { $shm->{$_}{key} } @KO_ids ], [ $KO, $KO + 1, $KO + 2 ], 'it is 0.17-made: chain at K, K+1, K+2' );
+
+    $l = list_json();
+    $e = $l->{$KO};
+    is_deeply(
+      { map { $_ => $e->{$_} } qw(key key_dec segments segment_size length version readers writers mode owner chain) },
+      { key => khex( $KO ), key_dec => $KO, segments => 3, segment_size => 4096, length => 10000, version => 3,
+        readers => 0, writers => 0, mode => '0666', owner => $ME, chain => 'ok' },
+      'list fields of the 0.17 share' );
+    ok( !$l->{ $KO + 1 } && !$l->{ $KO + 2 }, "0.17's chained segments at K+1, K+2 are not listed as shares" );
+
+    # readers and writers, while 0.17 children hold locks
+    my $rel = hold_lock( 'orig', $KO, LOCK_EX, 1, 4096 );
+    $l = list_json();
+    is_deeply( [ @{ $l->{$KO} }{qw(readers writers)} ], [ 0, 1 ], 'list: 0.17 share, 0 readers, 1 writer (0.17 LOCK_EX)' );
+    my $d = stat_json( $KO );
+    is_deeply( [ @$d{qw(readers writers)} ], [ 0, 1 ], 'stat --json while LOCK_EX is held (does not block)' );
+    $rel->();
+    $rel = hold_lock( 'orig', $KO, LOCK_SH, 2, 4096 );
+    $l = list_json();
+    is_deeply( [ @{ $l->{$KO} }{qw(readers writers)} ], [ 2, 0 ], 'list: 0.17 share, 2 readers (0.17 LOCK_SH x2)' );
+    $rel->();
+    $l = list_json();
+    is_deeply( [ @{ $l->{$KO} }{qw(readers writers)} ], [ 0, 0 ], 'locks released: 0 / 0' );
+
+    # stat of the 0.17 share
+    $d = stat_json( $KO );
+    is_deeply(
+      { map { $_ => $d->{$_} } qw(key key_dec segments segment_size length version shm_state readers writers mode owner chain initialised) },
+      { key => khex( $KO ), key_dec => $KO, segments => 3, segment_size => 4096, length => 10000, version => 3,
+        shm_state => 1, readers => 0, writers => 0, mode => '0666', owner => $ME, chain => 'ok', initialised => 1 },
+      'stat --json of the 0.17 share' );
+    is_deeply( $d->{shmids}, \@KO_ids, 'stat shmids of the 0.17 chain' );
+    ( $rc, $out ) = cli( [ 'stat', $KO ] );
+    like( $out, qr/^shmids:\s+\Q@KO_ids\E$/m, 'stat (text) lists the shmids' );
+    like( $out, qr/^shm_state:\s+1$/m, 'stat (text) shows shm_state' );
+
+    # get and rm on the 0.17 share
+    ( $rc, $out, my $err ) = cli( [ 'get', $KO ] );
+    is( $rc, 0, 'get on the 0.17 share: exit 0' ) or diag $err;
+    ok( $out eq $VO, 'get returns the value 0.17 stored, byte for byte' );
+    ( $rc, $out, $err ) = cli( [ 'rm', $KO ] );
+    is( $rc, 0, 'rm on the 0.17 share: exit 0' ) or diag $err;
+    is_deeply( [ chain_shmids( $KO ) ], [], 'rm: chain gone' );
+    ok( share_gone( $KO, @KO_ids ), 'rm: segments at K, K+1, K+2 and the semaphore set gone' );
+    ok( !defined shmget( $KO + 1, 0, 0 ), 'nothing left at K+1' );
+    ok( !list_json()->{$KO}, 'list no longer shows it' );
+  }
+}
+
+# ------------------------------------------------------------ broken chains
+
+{
+  my $K5 = new_key();
+  my ( $rc, $out, $err ) = cli( [ 'put', $K5, '--create', '--size', '4096' ], mk( 10000, 'k5' ) );
+  my @ids = chain_shmids( $K5 );
+  is( scalar @ids, 3, 'a 3-segment share' );
+
+  shmwrite( $ids[2], pack( 'i', $ids[0] ), 0, 4 ) or die "shmwrite: $!";
+  my $t0 = time;
+  my $e = list_json()->{$K5};
+  is( $e->{chain},    'cycle', 'list: a next_shmid cycle shows as cycle' );
+  is( $e->{segments}, 3,       'list: each segment counted once' );
+  ( $rc, $out ) = cli( [ 'list' ] );
+  my $h5 = khex( $K5 );
+  like( $out, qr/^$h5\s.*\scycle$/m, 'list text: state cycle' );
+  my $d = stat_json( $K5 );
+  is( $d->{chain}, 'cycle', 'stat: cycle' );
+  like( $d->{error}, qr/links back/, 'stat: says where' );
+  ok( time - $t0 < 15, 'no hang' );
+  shmwrite( $ids[2], pack( 'i', -1 ), 0, 4 ) or die "shmwrite: $!";
+
+  shmctl( $ids[1], IPC_RMID, 0 ) or die "shmctl: $!";
+  $e = list_json()->{$K5};
+  is( $e->{chain},    'broken', 'list: a dangling next_shmid shows as broken' );
+  is( $e->{segments}, 1,        'list: segments reachable: 1' );
+  is( $e->{length},   10000,    'list: length still read' );
+  ( $rc, $d ) = jcli( [ 'stat', $K5, '--json' ] );
+  is( $rc, 0, 'stat on a broken chain: exit 0' );
+  is( $d->{chain}, 'broken', 'stat: broken' );
+  is_deeply( $d->{shmids}, [ $ids[0] ], 'stat: shmids up to the break' );
+  ( $rc, $out, $err ) = cli( [ 'get', $K5 ] );
+  is( $rc, 1, 'get on a broken chain: exit 1' );
+  like( $err, qr/\Asharelite: get $h5 \($K5\): [^\n]+\n\z/, 'get: one-line message' );
+  ( $rc, $out, $err ) = cli( [ 'rm', $K5 ] );
+  is( $rc, 0, 'rm of a broken share: exit 0' ) or diag $err;
+  ok( share_gone( $K5, $ids[0] ), 'rm: head and semaphore set gone' );
+  shmctl( $ids[2], IPC_RMID, 0 );    # the orphan past the break, if still there
+}
+
+# ------------------------------------------------------------ another user
+
+SKIP: {
+  skip 'needs root to run the command as another user', 12 unless $> == 0;
+  my $nobody = getpwnam( 'nobody' );
+  skip 'no user nobody', 12 unless defined $nobody;
+  my ( $rc, $out, $err ) = cli( [ 'help' ], undef, uid => $nobody );
+  skip "user nobody cannot run the command here (exit $rc)", 12 unless $rc == 0;
+
+  my $before = ipc_objects();
+  ( $rc, my $list ) = jcli( [ 'list', '--json' ], undef, uid => $nobody );
+  is( $rc, 0, 'list as nobody: exit 0' );
+  my ($e) = grep { $_->{key_dec} == $K2 } @{ $list || [] };
+  ok( $e, 'the 0600 share is listed for nobody' );
+  is_deeply(
+    { map { $_ => $e->{$_} } qw(key segment_size mode owner segments length version readers writers chain) },
+    { key => khex( $K2 ), segment_size => 4096, mode => '0600', owner => $ME, segments => undef, length => undef,
+      version => undef, readers => undef, writers => undef, chain => 'unreadable' },
+    'what /proc tells is shown, the rest is null' );
+  ( $rc, $out, $err ) = cli( [ 'list' ], undef, uid => $nobody );
+  my $h2 = khex( $K2 );
+  like( $out, qr/^$h2\s+$K2\s+\?\s+4096\s+\?\s+\?\s+\?\s+\?\s+0600\s+\Q$ME\E\s+unreadable$/m, "list text: '?' for the unknown fields" );
+  ( $rc, my $d ) = jcli( [ 'stat', $K2, '--json' ], undef, uid => $nobody );
+  is( $rc, 0, 'stat as nobody: exit 0' );
+  ok( !defined $d->{shm_state} && !defined $d->{shmids}, 'stat: shm_state and shmids unknown' );
+  ( $rc, $out, $err ) = cli( [ 'get', $K2 ], undef, uid => $nobody );
+  is( $rc, 1, 'get as nobody: exit 1' );
+  is( $err, "sharelite: get $h2 ($K2): permission denied\n", 'get as nobody: permission denied' );
+  ( $rc, $out, $err ) = cli( [ 'rm', $K2 ], undef, uid => $nobody );
+  is( $rc, 1, 'rm as nobody: exit 1' );
+  ( $rc, $out, $err ) = cli( [ 'put', $K2 ], 'x', uid => $nobody );
+  is( $rc, 1, 'put as nobody: exit 1' );
+  ok( stat_json( $K2 )->{version} == 4 && stat_json( $K2 )->{length} == 10000, 'the share is untouched' );
+  is_deeply( [ created_since( $before, $K2, -1 ) ], [], 'nobody created nothing' );
+}
+
+# ------------------------------------------------------------ rm of ours shares
+
+for my $K ( $K1, $K2 ) {
+  my @ids = chain_shmids( $K );
+  ok( scalar @ids, khex( $K ) . ' exists before rm' );
+  my ( $rc, $out, $err ) = cli( [ 'rm', $K ] );
+  is( $rc, 0, 'rm ' . khex( $K ) . ': exit 0' ) or diag $err;
+  is( $out . $err, '', 'rm prints nothing' );
+  is_deeply( [ chain_shmids( $K ) ], [], 'rm: chain_shmids empty' );
+  ok( share_gone( $K, @ids ), 'rm: every segment and the semaphore set gone' );
+  ( $rc, $out, $err ) = cli( [ 'rm', $K ] );
+  is( $rc, 1, 'rm again: exit 1 (no such share)' );
+}
+
+no_leaks_ok();
+done_testing();
