@@ -7,7 +7,7 @@ use Carp qw(croak);
 use Errno ();
 use Fcntl qw(LOCK_EX LOCK_SH LOCK_UN LOCK_NB);
 use IPC::SysV qw(IPC_CREAT IPC_EXCL IPC_RMID IPC_PRIVATE IPC_STAT GETVAL SETVAL GETALL SEM_UNDO);
-use Scalar::Util qw(weaken refaddr);
+use Scalar::Util qw(weaken refaddr looks_like_number);
 use XSLoader;
 use Exporter qw(import);
 
@@ -110,7 +110,8 @@ asked.
 
 =back
 
-The positional form takes any leading part of the list above. The constructor
+The positional form takes any leading part of the list above (an eighth
+argument, as 0.17 required, is taken as C<-glue>). The constructor
 croaks with C<Failed to create share: E<lt>reasonE<gt>> on failure, with C<$!>
 set.
 
@@ -180,7 +181,7 @@ sub _initialize {
   my $size = $args->{size};
   $size = 0 unless defined $size && length $size;
   _fail_new( Errno::EINVAL(), ' (-size must be a whole number of bytes)' )
-   unless $size =~ /^\s*\+?\d+\s*$/;
+   unless looks_like_number( $size ) && $size >= 0 && $size == int $size;
 
   $self->{share} = _open( $self->{key}, $size, $self->{flags} ) or do {
     my $errno = $! + 0;
