@@ -23,6 +23,30 @@ const VERSION: usize = 12;
 /// fields are unused in chained segments by either implementation.
 pub const CHAIN_TAG: u32 = 0x534c_4348;
 
+/// `shm_perm.mode` flag of a segment marked for removal (Linux).
+const SHM_DEST: libc::c_ushort = 0o1000;
+
+/// What [`Segment::attach_checked`] found.
+#[derive(Debug)]
+pub enum Attached {
+    /// A segment of the expected size.
+    Live(Segment),
+    /// A segment of the expected size already marked for removal.
+    Removed(Segment),
+    /// A segment of another size (attached nothing).
+    WrongSize,
+}
+
+impl Attached {
+    /// The segment, live or removed.
+    pub fn segment(self) -> Option<Segment> {
+        match self {
+            Attached::Live(s) | Attached::Removed(s) => Some(s),
+            Attached::WrongSize => None,
+        }
+    }
+}
+
 /// An attached segment of a share.
 #[derive(Debug)]
 pub struct Segment {
@@ -121,11 +145,24 @@ impl Segment {
     }
 
     /// Attaches segment `shmid`, whose size must be `size`.
-    pub fn attach_checked(shmid: i32, size: usize) -> Result<Result<Segment, usize>, Errno> {
-        let att = Attachment::attach(shmid)?;
-        if att.len() != size {
-            return Ok(Err(att.len()));
+    pub fn attach_checked(shmid: i32, size: usize) -> Result<Attached, Errno> {
+        let ds = crate::sys::shm_stat(shmid)?;
+        if ds.shm_segsz != size {
+            return Ok(Attached::WrongSize);
         }
-        Ok(Ok(Segment { att }))
+        let seg = Segment { att: Attachment::attach_sized(shmid, size)? };
+        if ds.shm_perm.mode & SHM_DEST != 0 {
+            return Ok(Attached::Removed(seg));
+        }
+        Ok(Attached::Live(seg))
+    }
+
+    /// True when the segment has been removed (it lives on only while
+    /// attached somewhere, and vanishes with the last detach).
+    pub fn is_removed(&self) -> bool {
+        match crate::sys::shm_stat(self.shmid()) {
+            Ok(ds) => ds.shm_perm.mode & SHM_DEST != 0,
+            Err(_) => true,
+        }
     }
 }

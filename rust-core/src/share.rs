@@ -7,7 +7,7 @@ use std::time::Duration;
 use libc::{c_int, c_short, key_t};
 
 use crate::error::{Error, Result};
-use crate::segment::{Segment, HEADER};
+use crate::segment::{Attached, Segment, HEADER};
 use crate::sys::{self, Errno};
 
 /// Segment size used when none (or one of at most 16 bytes) is asked for.
@@ -411,23 +411,42 @@ impl Share {
         if self.ids.contains(&next) {
             return Err(Error::Corrupt("the segment chain loops"));
         }
-        match Segment::attach_checked(next, self.seg_size) {
-            Ok(Ok(seg)) => {
+        match (Segment::attach_checked(next, self.seg_size), repair) {
+            // A segment marked for removal but still attached somewhere is
+            // readable now and gone with the last detach: a reader may use
+            // it, a writer cuts it off.
+            (Ok(Attached::Live(seg)), _) | (Ok(Attached::Removed(seg)), false) => {
                 self.ids.insert(next);
                 self.chain.push(seg);
                 Ok(Some(()))
             }
-            Ok(Err(_)) => Err(Error::Corrupt("a chained segment has another size than the head")),
-            Err(Errno(libc::EINVAL)) | Err(Errno(libc::EIDRM)) if repair => {
+            (Ok(Attached::WrongSize), _) => Err(Error::Corrupt("a chained segment has another size than the head")),
+            (Ok(Attached::Removed(_)), true) | (Err(Errno(libc::EINVAL | libc::EIDRM)), true) => {
                 // A writer died between removing segments and cutting the link.
-                self.last().set_next_shmid(-1);
-                self.bump_state();
+                self.cut_after_last();
                 Ok(None)
             }
-            Err(Errno(libc::EINVAL)) | Err(Errno(libc::EIDRM)) => {
+            (Err(Errno(libc::EINVAL | libc::EIDRM)), false) => {
                 Err(Error::Corrupt("the chain links to a segment that does not exist"))
             }
-            Err(e) => Err(e.into()),
+            (Err(e), _) => Err(e.into()),
+        }
+    }
+
+    fn cut_after_last(&mut self) {
+        self.last().set_next_shmid(-1);
+        self.bump_state();
+    }
+
+    /// With the exclusive lock: drops attached segments past `keep` that were
+    /// removed behind this handle's back (by a killed 0.17 writer), cutting
+    /// the chain before the first of them. Only segments past the current
+    /// value are checked: in a sound share there are none.
+    fn drop_removed_surplus(&mut self, keep: usize) {
+        let from = keep.max(1) - 1;
+        if let Some(i) = self.chain.iter().skip(from).position(|s| s.is_removed()) {
+            self.drop_chain_from(from + i);
+            self.cut_after_last();
         }
     }
 
@@ -484,7 +503,7 @@ impl Share {
         while id >= 0 && seen.insert(id) && !self.ids.contains(&id) {
             let seg = match held.next() {
                 Some(s) if s.shmid() == id => Some(s),
-                _ => Segment::attach_checked(id, self.seg_size).ok().and_then(|r| r.ok()),
+                _ => Segment::attach_checked(id, self.seg_size).ok().and_then(Attached::segment),
             };
             let _ = sys::shm_remove(id);
             match seg {
@@ -509,6 +528,8 @@ impl Share {
 
     fn store_locked(&mut self, value: &[u8]) -> Result<()> {
         self.sync_state();
+        let in_use = self.segments_for(self.head.length().max(0) as usize);
+        self.drop_removed_surplus(in_use);
         let needed = self.segments_for(value.len());
         self.ensure_segments(needed, true)?;
 
@@ -674,7 +695,7 @@ impl Share {
             if id == head {
                 continue;
             }
-            if let Ok(Ok(seg)) = Segment::attach_checked(id, self.seg_size) {
+            if let Ok(Attached::Live(seg)) = Segment::attach_checked(id, self.seg_size) {
                 if seg.is_chained_of(head) {
                     let _ = sys::shm_remove(id);
                 }

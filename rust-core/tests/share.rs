@@ -1,0 +1,1123 @@
+//! Behaviour of `Share` on real SysV segments and semaphores (WIRE.md).
+//!
+//! Every share a test makes sits in a `Guard` that removes it on drop, also
+//! when the test panics. Tests run in parallel threads of one process: keyed
+//! tests each use their own key (`key(n)`, n < 8); most tests use private
+//! shares and `try_clone` for a second handle.
+
+use std::collections::HashSet;
+use std::ops::{Deref, DerefMut};
+use std::sync::mpsc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use sharelite::sys::Errno;
+use sharelite::{Error, LockKind, OpenOptions, Share, Wait, DEFAULT_SIZE, HEADER};
+
+// ----- helpers --------------------------------------------------------------
+
+/// Tag that this implementation writes into chained segments (shm_state slot);
+/// only used to find leftovers when a test panics.
+const CHAIN_TAG: u32 = 0x534c_4348;
+
+/// `shm_perm.mode` flag of a segment marked for removal (linux/shm.h).
+const SHM_DEST: u32 = 0o1000;
+
+fn key(n: i32) -> i32 {
+    assert!((0..8).contains(&n));
+    0x6000_0000 + ((std::process::id() as i32 & 0x3F_FFFF) * 8) + n
+}
+
+struct Rng(u64);
+
+impl Rng {
+    fn new(seed: u64) -> Rng {
+        Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
+    }
+    fn next(&mut self) -> u64 {
+        let mut x = self.0;
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        self.0 = x;
+        x
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+    fn bytes(&mut self, n: usize) -> Vec<u8> {
+        (0..n).map(|_| self.next() as u8).collect()
+    }
+}
+
+fn pattern(n: usize, seed: u64) -> Vec<u8> {
+    Rng::new(seed ^ n as u64).bytes(n)
+}
+
+/// A share that is removed when the guard goes out of scope.
+struct Guard {
+    share: Share,
+    semid: i32,
+    head: i32,
+    size: usize,
+}
+
+impl Guard {
+    fn new(share: Share) -> Guard {
+        Guard { semid: share.semid(), head: share.shmid(), size: share.segment_size(), share }
+    }
+}
+
+impl Deref for Guard {
+    type Target = Share;
+    fn deref(&self) -> &Share {
+        &self.share
+    }
+}
+
+impl DerefMut for Guard {
+    fn deref_mut(&mut self) -> &mut Share {
+        &mut self.share
+    }
+}
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        if thread::panicking() {
+            // Another handle or thread may hold a lock: do not wait for it.
+            force_cleanup(self.semid, self.head, self.size);
+        } else {
+            let _ = self.share.remove();
+        }
+    }
+}
+
+/// Removes a share without its lock: semaphore set first (wakes sleepers),
+/// then the chain and any tagged segment of ours, all checked to be ours.
+fn force_cleanup(semid: i32, head: i32, size: usize) {
+    unsafe {
+        libc::semctl(semid, 0, libc::IPC_RMID);
+    }
+    let mut ids = chain_ids(head);
+    for e in proc_shm() {
+        if e.key == 0 && e.size == size && e.cpid == std::process::id() && e.id != head {
+            if let Some(h) = read_header(e.id) {
+                if h[2] == CHAIN_TAG && h[3] == head as u32 {
+                    ids.push(e.id);
+                }
+            }
+        }
+    }
+    for id in ids {
+        if let Some(ds) = shm_stat(id) {
+            if ds.shm_cpid as u32 == std::process::id() {
+                shm_rmid(id);
+            }
+        }
+    }
+}
+
+fn private(size: usize) -> Guard {
+    Guard::new(OpenOptions::new().create(true).size(size).open().expect("create private share"))
+}
+
+fn shm_stat(id: i32) -> Option<libc::shmid_ds> {
+    let mut ds: libc::shmid_ds = unsafe { std::mem::zeroed() };
+    let rc = unsafe { libc::shmctl(id, libc::IPC_STAT, &mut ds) };
+    (rc == 0).then_some(ds)
+}
+
+fn shm_rmid(id: i32) {
+    unsafe {
+        libc::shmctl(id, libc::IPC_RMID, std::ptr::null_mut());
+    }
+}
+
+fn sem_exists(semid: i32) -> bool {
+    unsafe { libc::semctl(semid, 0, libc::GETVAL) != -1 }
+}
+
+fn sem_val(semid: i32, n: i32) -> i32 {
+    let v = unsafe { libc::semctl(semid, n, libc::GETVAL) };
+    assert!(v >= 0, "GETVAL failed: {}", std::io::Error::last_os_error());
+    v
+}
+
+fn sem_mode(semid: i32) -> u32 {
+    let mut ds: libc::semid_ds = unsafe { std::mem::zeroed() };
+    let rc = unsafe { libc::semctl(semid, 0, libc::IPC_STAT, &mut ds as *mut libc::semid_ds) };
+    assert_eq!(rc, 0, "semctl IPC_STAT: {}", std::io::Error::last_os_error());
+    ds.sem_perm.mode as u32 & 0o777
+}
+
+/// Attaches `id` for the duration of `f` (which gets the mapping and its size).
+fn with_mapping<T>(id: i32, f: impl FnOnce(*mut u8, usize) -> T) -> Option<T> {
+    let ds = shm_stat(id)?;
+    let p = unsafe { libc::shmat(id, std::ptr::null(), 0) };
+    if p as isize == -1 {
+        return None;
+    }
+    let out = f(p as *mut u8, ds.shm_segsz);
+    unsafe {
+        libc::shmdt(p);
+    }
+    Some(out)
+}
+
+/// The four header words of segment `id`: next_shmid, length, shm_state, version.
+fn read_header(id: i32) -> Option<[u32; 4]> {
+    with_mapping(id, |p, len| {
+        assert!(len >= HEADER);
+        let w = p as *const u32;
+        unsafe { std::array::from_fn(|i| std::ptr::read_volatile(w.add(i))) }
+    })
+}
+
+fn write_word(id: i32, off: usize, v: u32) {
+    with_mapping(id, |p, _| unsafe { std::ptr::write_volatile(p.add(off) as *mut u32, v) }).expect("attach to write");
+}
+
+fn read_data(id: i32) -> Vec<u8> {
+    with_mapping(id, |p, len| unsafe { std::slice::from_raw_parts(p.add(HEADER), len - HEADER).to_vec() })
+        .expect("attach to read")
+}
+
+/// Shmids of the chain starting at `head`, following next_shmid (head included).
+fn chain_ids(head: i32) -> Vec<i32> {
+    let mut ids = vec![];
+    let mut seen = HashSet::new();
+    let mut id = head;
+    while id >= 0 && seen.insert(id) && ids.len() < 100_000 {
+        let Some(h) = read_header(id) else { break };
+        ids.push(id);
+        id = h[0] as i32;
+    }
+    ids
+}
+
+#[derive(Debug, Clone)]
+struct ProcShm {
+    key: i64,
+    id: i32,
+    perms: u32,
+    size: usize,
+    cpid: u32,
+}
+
+fn proc_shm() -> Vec<ProcShm> {
+    let text = std::fs::read_to_string("/proc/sysvipc/shm").expect("read /proc/sysvipc/shm");
+    text.lines()
+        .skip(1)
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            Some(ProcShm {
+                key: f.first()?.parse().ok()?,
+                id: f.get(1)?.parse().ok()?,
+                perms: u32::from_str_radix(f.get(2)?, 8).ok()?,
+                size: f.get(3)?.parse().ok()?,
+                cpid: f.get(4)?.parse().ok()?,
+            })
+        })
+        .collect()
+}
+
+fn proc_shm_entry(id: i32) -> ProcShm {
+    proc_shm().into_iter().find(|e| e.id == id).unwrap_or_else(|| panic!("shmid {id} not in /proc/sysvipc/shm"))
+}
+
+fn proc_sem_perms(semid: i32) -> u32 {
+    let text = std::fs::read_to_string("/proc/sysvipc/sem").expect("read /proc/sysvipc/sem");
+    for l in text.lines().skip(1) {
+        let f: Vec<&str> = l.split_whitespace().collect();
+        if f.get(1).and_then(|s| s.parse::<i32>().ok()) == Some(semid) {
+            return u32::from_str_radix(f[2], 8).unwrap();
+        }
+    }
+    panic!("semid {semid} not in /proc/sysvipc/sem")
+}
+
+fn is_errno<T: std::fmt::Debug>(r: sharelite::Result<T>, errno: i32) -> bool {
+    match r {
+        Err(Error::Os(Errno(e))) => e == errno,
+        _ => false,
+    }
+}
+
+fn segs(len: usize, seg_size: usize) -> usize {
+    len.div_ceil(seg_size - HEADER).max(1)
+}
+
+// ----- open / create ----------------------------------------------------------
+
+#[test]
+fn open_create_exclusive_and_missing() {
+    let k = key(0);
+    // Not there yet.
+    let e = OpenOptions::new().key(k).open().unwrap_err();
+    assert_eq!(e, Error::Os(Errno(libc::ENOENT)));
+    assert_eq!(e.errno(), libc::ENOENT);
+
+    // exclusive implies create.
+    let mut a = Guard::new(OpenOptions::new().key(k).exclusive(true).size(100).open().expect("exclusive create"));
+    assert_eq!(a.key(), k);
+    assert_eq!(a.segment_size(), 100);
+    assert_eq!(a.held(), None);
+    assert_eq!(a.fetch().unwrap(), b"");
+    assert_eq!(a.num_segments().unwrap(), 1);
+    assert_eq!(a.version().unwrap(), 1);
+
+    // The head and the semaphore set are at key k.
+    let head = proc_shm_entry(a.shmid());
+    assert_eq!(head.key, k as i64);
+    assert_eq!(head.size, 100);
+    assert_eq!(unsafe { libc::semget(k, 0, 0) }, a.semid());
+    assert_eq!(sem_val(a.semid(), 0), 1, "sem[0] marks the share initialised");
+    assert_eq!(sem_val(a.semid(), 1), 0);
+    assert_eq!(sem_val(a.semid(), 2), 0);
+
+    // A second exclusive create fails with EEXIST, with or without create(true).
+    let e = OpenOptions::new().key(k).exclusive(true).open().unwrap_err();
+    assert_eq!(e, Error::Os(Errno(libc::EEXIST)));
+    assert_eq!(e.errno(), libc::EEXIST);
+    let e = OpenOptions::new().key(k).create(true).exclusive(true).open().unwrap_err();
+    assert_eq!(e.errno(), libc::EEXIST);
+
+    // Opening (with or without create) finds the same objects.
+    let mut b = OpenOptions::new().key(k).open().expect("open existing");
+    let mut c = OpenOptions::new().key(k).create(true).open().expect("open existing with create");
+    for h in [&b, &c] {
+        assert_eq!(h.shmid(), a.shmid());
+        assert_eq!(h.semid(), a.semid());
+        assert_eq!(h.key(), k);
+    }
+    // A failed exclusive open must not have damaged anything.
+    assert_eq!(sem_val(a.semid(), 0), 1);
+
+    let v = pattern(1000, 1);
+    b.store(&v).unwrap();
+    assert_eq!(a.fetch().unwrap(), v);
+    assert_eq!(c.fetch().unwrap(), v);
+    assert_eq!(c.num_segments().unwrap(), segs(1000, 100));
+    // Re-opening does not re-initialise the head.
+    let mut d = OpenOptions::new().key(k).create(true).size(100).open().unwrap();
+    assert_eq!(d.fetch().unwrap(), v);
+    assert_eq!(d.version().unwrap(), 2);
+    drop((b, c, d));
+
+    let sem = a.semid();
+    a.remove().unwrap();
+    assert!(!sem_exists(sem));
+    let e = OpenOptions::new().key(k).open().unwrap_err();
+    assert_eq!(e, Error::Os(Errno(libc::ENOENT)));
+    assert_eq!(unsafe { libc::shmget(k, 0, 0) }, -1, "head at key k is gone");
+}
+
+#[test]
+fn missing_share_is_enoent() {
+    let k = key(1);
+    for size in [0, 100, DEFAULT_SIZE] {
+        let r = OpenOptions::new().key(k).size(size).open();
+        let e = r.unwrap_err();
+        assert!(matches!(e, Error::Os(Errno(libc::ENOENT))), "{e:?}");
+        assert_eq!(e.errno(), libc::ENOENT);
+    }
+    assert!(is_errno(OpenOptions::new().key(k).mode(0o600).open(), libc::ENOENT));
+    // Nothing was left behind by the failed opens.
+    assert_eq!(unsafe { libc::semget(k, 0, 0) }, -1);
+    assert_eq!(unsafe { libc::shmget(k, 0, 0) }, -1);
+}
+
+#[test]
+fn default_size_and_small_sizes() {
+    let a = Guard::new(OpenOptions::new().create(true).open().unwrap());
+    assert_eq!(a.segment_size(), DEFAULT_SIZE);
+    assert_eq!(DEFAULT_SIZE, 65536);
+    assert_eq!(shm_stat(a.shmid()).unwrap().shm_segsz, 65536);
+    for size in [0, 1, 15, 16] {
+        let s = private(size);
+        assert_eq!(s.segment_size(), 65536, "size {size} means the default");
+        assert_eq!(shm_stat(s.shmid()).unwrap().shm_segsz, 65536);
+    }
+    let mut s = private(17);
+    assert_eq!(s.segment_size(), 17);
+    assert_eq!(shm_stat(s.shmid()).unwrap().shm_segsz, 17);
+    // One data byte per segment.
+    s.store(b"abc").unwrap();
+    assert_eq!(s.num_segments().unwrap(), 3);
+    assert_eq!(s.fetch().unwrap(), b"abc");
+}
+
+#[test]
+fn reopen_with_other_size_keeps_original() {
+    let k = key(2);
+    let a = Guard::new(OpenOptions::new().key(k).create(true).size(100).open().unwrap());
+    assert_eq!(a.segment_size(), 100);
+    let mut b = OpenOptions::new().key(k).size(4096).open().expect("reopen with larger size");
+    assert_eq!(b.segment_size(), 100);
+    let mut c = OpenOptions::new().key(k).create(true).size(4096).open().expect("reopen+create with larger size");
+    assert_eq!(c.segment_size(), 100);
+    let d = OpenOptions::new().key(k).size(50).open().expect("reopen with smaller size");
+    assert_eq!(d.segment_size(), 100);
+    let e = OpenOptions::new().key(k).size(0).open().expect("reopen with default size");
+    assert_eq!(e.segment_size(), 100);
+
+    let v = pattern(1000, 2);
+    b.store(&v).unwrap();
+    assert_eq!(c.num_segments().unwrap(), segs(1000, 100));
+    assert_eq!(c.fetch().unwrap(), v);
+    let ids = chain_ids(a.shmid());
+    assert_eq!(ids.len(), segs(1000, 100));
+    for id in &ids {
+        assert_eq!(proc_shm_entry(*id).size, 100, "every segment has the head's size");
+    }
+    drop((b, c, d, e));
+}
+
+// ----- store / fetch ----------------------------------------------------------
+
+/// Checks the wire layout of the stored value: head length, chunks of
+/// S-16 bytes at offset 16 of each segment in chain order, next_shmid -1 at the end.
+fn check_layout(head: i32, value: &[u8], seg_size: usize) {
+    let ids = chain_ids(head);
+    let ds = seg_size - HEADER;
+    assert_eq!(ids.len(), segs(value.len(), seg_size));
+    let h = read_header(head).unwrap();
+    assert_eq!(h[1] as i32, value.len() as i32, "head length");
+    for (i, id) in ids.iter().enumerate() {
+        let data = read_data(*id);
+        let lo = (i * ds).min(value.len());
+        let hi = ((i + 1) * ds).min(value.len());
+        assert_eq!(&data[..hi - lo], &value[lo..hi], "data of segment {i}");
+        if i > 0 {
+            assert_eq!(read_header(*id).unwrap()[1], 0, "length of a chained segment");
+        }
+    }
+    assert_eq!(read_header(*ids.last().unwrap()).unwrap()[0] as i32, -1);
+}
+
+#[test]
+fn store_fetch_boundaries_small_segments() {
+    let mut a = private(100);
+    let mut b = a.try_clone().unwrap();
+    let ds = 100 - HEADER;
+    assert_eq!(ds, 84);
+    let lens = [0, 1, 2, ds - 1, ds, ds + 1, 2 * ds - 1, 2 * ds, 2 * ds + 1, 10 * ds, 10 * ds + 1, 5000, 1, 0];
+    for (i, &n) in lens.iter().enumerate() {
+        let v = pattern(n, 10 + i as u64);
+        a.store(&v).unwrap();
+        assert_eq!(a.fetch().unwrap(), v, "fetch through the storing handle, len {n}");
+        assert_eq!(b.fetch().unwrap(), v, "fetch through another handle, len {n}");
+        let want = segs(n, 100);
+        assert_eq!(a.num_segments().unwrap(), want, "num_segments for len {n}");
+        assert_eq!(b.num_segments().unwrap(), want, "num_segments (other handle) for len {n}");
+        check_layout(a.shmid(), &v, 100);
+        // and the other way round
+        let w = pattern(n, 1000 + i as u64);
+        b.store(&w).unwrap();
+        assert_eq!(a.fetch().unwrap(), w);
+        let mut buf = vec![7u8; 3];
+        a.fetch_into(&mut buf).unwrap();
+        assert_eq!(buf, w, "fetch_into replaces the buffer's contents");
+    }
+    drop(b);
+}
+
+#[test]
+fn store_fetch_boundaries_default_size() {
+    let mut a = private(0);
+    let mut b = a.try_clone().unwrap();
+    let ds = DEFAULT_SIZE - HEADER;
+    for (i, &n) in [0, 1, ds, ds + 1, 3 * ds + 7, 0].iter().enumerate() {
+        let v = pattern(n, 20 + i as u64);
+        a.store(&v).unwrap();
+        assert_eq!(b.fetch().unwrap(), v, "len {n}");
+        assert_eq!(b.num_segments().unwrap(), segs(n, DEFAULT_SIZE), "num_segments for len {n}");
+        assert_eq!(a.num_segments().unwrap(), segs(n, DEFAULT_SIZE));
+    }
+    drop(b);
+}
+
+#[test]
+fn store_empty_keeps_only_head() {
+    let mut a = private(100);
+    a.store(&pattern(900, 3)).unwrap();
+    assert_eq!(a.num_segments().unwrap(), 11);
+    a.store(b"").unwrap();
+    assert_eq!(a.num_segments().unwrap(), 1);
+    assert_eq!(a.fetch().unwrap(), b"");
+    let h = read_header(a.shmid()).unwrap();
+    assert_eq!(h[0] as i32, -1);
+    assert_eq!(h[1], 0);
+}
+
+#[test]
+fn many_segments() {
+    let mut a = private(100);
+    let mut b = a.try_clone().unwrap();
+    let n = 84 * 300 - 5;
+    let v = pattern(n, 4);
+    a.store(&v).unwrap();
+    assert_eq!(a.num_segments().unwrap(), 300);
+    assert_eq!(b.fetch().unwrap(), v);
+    assert_eq!(b.num_segments().unwrap(), 300);
+    let ids = chain_ids(a.shmid());
+    assert_eq!(ids.len(), 300);
+    assert_eq!(ids.iter().collect::<HashSet<_>>().len(), 300);
+    // Rewrite in place (same count), then grow by one.
+    let w = pattern(n, 5);
+    b.store(&w).unwrap();
+    assert_eq!(chain_ids(a.shmid()), ids, "same-length store reuses the chain");
+    assert_eq!(a.fetch().unwrap(), w);
+    let w2 = pattern(n + 84, 6);
+    a.store(&w2).unwrap();
+    assert_eq!(b.fetch().unwrap(), w2);
+    assert_eq!(b.num_segments().unwrap(), 301);
+    check_layout(a.shmid(), &w2, 100);
+    let all = chain_ids(a.shmid());
+    a.store(b"x").unwrap();
+    assert_eq!(b.fetch().unwrap(), b"x");
+    drop(b);
+    for id in &all[1..] {
+        assert!(shm_stat(*id).is_none(), "segment {id} survived shrinking to one segment");
+    }
+}
+
+#[test]
+fn shrinking_removes_segments() {
+    let mut a = private(100);
+    let mut b = a.try_clone().unwrap();
+    let long = pattern(84 * 10, 7);
+    a.store(&long).unwrap();
+    let ids = chain_ids(a.shmid());
+    assert_eq!(ids.len(), 10);
+    let state0 = read_header(a.shmid()).unwrap()[2];
+
+    // The storing handle shrinks; nobody else has the tail attached.
+    let short = pattern(84 * 3 - 1, 8);
+    a.store(&short).unwrap();
+    assert_eq!(chain_ids(a.shmid()), ids[..3].to_vec());
+    for id in &ids[3..] {
+        assert!(shm_stat(*id).is_none(), "shmid {id} still exists after shrinking");
+    }
+    for id in &ids[..3] {
+        assert!(shm_stat(*id).is_some(), "shmid {id} of the kept chain is gone");
+    }
+    let state1 = read_header(a.shmid()).unwrap()[2];
+    assert_eq!(state1, state0.wrapping_add(1), "shm_state is bumped when the chain is shortened");
+    assert_eq!(a.num_segments().unwrap(), 3);
+    assert_eq!(b.fetch().unwrap(), short);
+
+    // Growing or storing the same count does not bump shm_state.
+    let mid = pattern(84 * 6, 9);
+    a.store(&mid).unwrap();
+    a.store(&mid).unwrap();
+    assert_eq!(read_header(a.shmid()).unwrap()[2], state1);
+
+    // b has the 6-segment chain attached; a shrinks through other ids, b follows.
+    assert_eq!(b.fetch().unwrap(), mid);
+    let ids6 = chain_ids(a.shmid());
+    assert_eq!(ids6.len(), 6);
+    a.store(b"tiny").unwrap();
+    assert_eq!(read_header(a.shmid()).unwrap()[2], state1.wrapping_add(1));
+    assert_eq!(b.fetch().unwrap(), b"tiny");
+    assert_eq!(b.num_segments().unwrap(), 1);
+    // Once b has seen the new shm_state it must have let go of the removed segments.
+    for id in &ids6[1..] {
+        assert!(shm_stat(*id).is_none(), "shmid {id} still exists: a handle kept a removed segment attached");
+    }
+    // Growing again through b after the shrink uses fresh, valid segments.
+    let again = pattern(84 * 4 + 1, 10);
+    b.store(&again).unwrap();
+    assert_eq!(a.fetch().unwrap(), again);
+    assert_eq!(a.num_segments().unwrap(), 5);
+    check_layout(a.shmid(), &again, 100);
+
+    // Shrinking through b, the handle that did not build the chain.
+    let a_ids = chain_ids(a.shmid());
+    b.store(&pattern(100, 11)).unwrap();
+    assert_eq!(a.fetch().unwrap(), pattern(100, 11));
+    for id in &a_ids[2..] {
+        assert!(shm_stat(*id).is_none(), "shmid {id} survived a shrink through another handle");
+    }
+    drop(b);
+}
+
+#[test]
+fn version_increments_and_wraps() {
+    let mut a = private(100);
+    let mut b = a.try_clone().unwrap();
+    assert_eq!(a.version().unwrap(), 1);
+    assert_eq!(read_header(a.shmid()).unwrap()[3], 1);
+    a.store(b"one").unwrap();
+    assert_eq!(a.version().unwrap(), 2);
+    assert_eq!(b.version().unwrap(), 2);
+    a.fetch().unwrap();
+    b.fetch().unwrap();
+    b.num_segments().unwrap();
+    assert_eq!(a.version().unwrap(), 2, "reads do not bump the version");
+    b.store(&pattern(500, 12)).unwrap();
+    assert_eq!(a.version().unwrap(), 3);
+    a.store(b"").unwrap();
+    assert_eq!(b.version().unwrap(), 4);
+
+    // Wrap: version is a uint32 that wraps.
+    write_word(a.shmid(), 12, u32::MAX - 1);
+    assert_eq!(a.version().unwrap(), u32::MAX - 1);
+    a.store(b"x").unwrap();
+    assert_eq!(b.version().unwrap(), u32::MAX);
+    b.store(b"y").unwrap();
+    assert_eq!(a.version().unwrap(), 0);
+    a.store(&pattern(300, 13)).unwrap();
+    assert_eq!(a.version().unwrap(), 1);
+    assert_eq!(b.fetch().unwrap(), pattern(300, 13));
+
+    // shm_state wraps too (it is bumped on every shrink).
+    write_word(a.shmid(), 8, u32::MAX);
+    a.store(b"z").unwrap();
+    assert_eq!(read_header(a.shmid()).unwrap()[2], 0);
+    assert_eq!(b.fetch().unwrap(), b"z");
+    assert_eq!(b.num_segments().unwrap(), 1);
+    drop(b);
+}
+
+// ----- locks --------------------------------------------------------------------
+
+#[test]
+fn exclusive_excludes_everyone() {
+    let mut a = private(100);
+    let mut b = a.try_clone().unwrap();
+    let sem = a.semid();
+    assert_eq!(a.lock(LockKind::Exclusive, Wait::Forever), Ok(true));
+    assert_eq!(a.held(), Some(LockKind::Exclusive));
+    assert_eq!((sem_val(sem, 1), sem_val(sem, 2)), (0, 1));
+    assert_eq!(b.lock(LockKind::Exclusive, Wait::No), Ok(false));
+    assert_eq!(b.held(), None);
+    assert_eq!(b.lock(LockKind::Shared, Wait::No), Ok(false));
+    assert_eq!(b.held(), None);
+    assert_eq!((sem_val(sem, 1), sem_val(sem, 2)), (0, 1), "failed attempts leave no trace");
+    // Asking again for the held kind succeeds at once, without stacking.
+    assert_eq!(a.lock(LockKind::Exclusive, Wait::No), Ok(true));
+    assert_eq!(sem_val(sem, 2), 1);
+    // Store and fetch through the holder keep the lock.
+    a.store(b"held").unwrap();
+    assert_eq!(a.fetch().unwrap(), b"held");
+    assert_eq!(a.held(), Some(LockKind::Exclusive));
+    assert_eq!(sem_val(sem, 2), 1);
+
+    a.unlock().unwrap();
+    assert_eq!(a.held(), None);
+    assert_eq!((sem_val(sem, 1), sem_val(sem, 2)), (0, 0));
+    assert_eq!(b.lock(LockKind::Exclusive, Wait::No), Ok(true));
+    assert_eq!(a.lock(LockKind::Exclusive, Wait::No), Ok(false));
+    assert_eq!(a.lock(LockKind::Shared, Wait::No), Ok(false));
+    b.unlock().unwrap();
+    b.unlock().unwrap(); // nothing held: fine
+    assert_eq!((sem_val(sem, 1), sem_val(sem, 2)), (0, 0));
+    drop(b);
+}
+
+#[test]
+fn shared_allows_shared_and_converts() {
+    let mut a = private(100);
+    let mut b = a.try_clone().unwrap();
+    let mut c = a.try_clone().unwrap();
+    let sem = a.semid();
+    assert_eq!(a.lock(LockKind::Shared, Wait::No), Ok(true));
+    assert_eq!(b.lock(LockKind::Shared, Wait::No), Ok(true));
+    assert_eq!((sem_val(sem, 1), sem_val(sem, 2)), (2, 0));
+    assert_eq!(c.lock(LockKind::Exclusive, Wait::No), Ok(false));
+    assert_eq!(c.held(), None);
+    // Readers can fetch while holding SH.
+    assert_eq!(a.fetch().unwrap(), b"");
+    assert_eq!(a.held(), Some(LockKind::Shared));
+    // SH -> EX is refused while another reader holds SH; the handle then holds nothing.
+    assert_eq!(a.lock(LockKind::Exclusive, Wait::No), Ok(false));
+    assert_eq!(a.held(), None);
+    assert_eq!((sem_val(sem, 1), sem_val(sem, 2)), (1, 0));
+    b.unlock().unwrap();
+    assert_eq!((sem_val(sem, 1), sem_val(sem, 2)), (0, 0));
+
+    // SH -> EX -> SH with nobody else around.
+    assert_eq!(a.lock(LockKind::Shared, Wait::Forever), Ok(true));
+    assert_eq!(a.lock(LockKind::Exclusive, Wait::Forever), Ok(true));
+    assert_eq!(a.held(), Some(LockKind::Exclusive));
+    assert_eq!((sem_val(sem, 1), sem_val(sem, 2)), (0, 1));
+    assert_eq!(b.lock(LockKind::Shared, Wait::No), Ok(false));
+    assert_eq!(a.lock(LockKind::Shared, Wait::No), Ok(true));
+    assert_eq!(a.held(), Some(LockKind::Shared));
+    assert_eq!((sem_val(sem, 1), sem_val(sem, 2)), (1, 0));
+    assert_eq!(b.lock(LockKind::Shared, Wait::No), Ok(true));
+    assert_eq!(c.lock(LockKind::Exclusive, Wait::No), Ok(false));
+    a.unlock().unwrap();
+    b.unlock().unwrap();
+    assert_eq!(c.lock(LockKind::Exclusive, Wait::No), Ok(true));
+    c.unlock().unwrap();
+
+    // A store through a handle holding SH: EX for the store, SH again after.
+    assert_eq!(a.lock(LockKind::Shared, Wait::No), Ok(true));
+    a.store(&pattern(400, 14)).unwrap();
+    assert_eq!(a.held(), Some(LockKind::Shared));
+    assert_eq!((sem_val(sem, 1), sem_val(sem, 2)), (1, 0));
+    assert_eq!(b.fetch().unwrap(), pattern(400, 14));
+    assert_eq!(c.lock(LockKind::Exclusive, Wait::No), Ok(false));
+    a.unlock().unwrap();
+    assert_eq!((sem_val(sem, 1), sem_val(sem, 2)), (0, 0));
+    drop((b, c));
+}
+
+#[test]
+fn unlock_then_relock_really_locks() {
+    // 0.17 kept its "locked" state after LOCK_UN, so the next lock did nothing.
+    let mut a = private(100);
+    let mut b = a.try_clone().unwrap();
+    let sem = a.semid();
+    for round in 0..5 {
+        assert_eq!(a.lock(LockKind::Exclusive, Wait::No), Ok(true), "round {round}");
+        assert_eq!(sem_val(sem, 2), 1);
+        assert_eq!(b.lock(LockKind::Shared, Wait::No), Ok(false), "round {round}");
+        a.unlock().unwrap();
+        assert_eq!(sem_val(sem, 2), 0);
+        assert_eq!(b.lock(LockKind::Shared, Wait::No), Ok(true));
+        b.unlock().unwrap();
+        assert_eq!(a.lock(LockKind::Shared, Wait::No), Ok(true));
+        assert_eq!(sem_val(sem, 1), 1);
+        assert_eq!(b.lock(LockKind::Exclusive, Wait::No), Ok(false));
+        a.unlock().unwrap();
+        assert_eq!(sem_val(sem, 1), 0);
+    }
+    // A store after unlock does not leave the lock held.
+    a.lock(LockKind::Exclusive, Wait::Forever).unwrap();
+    a.unlock().unwrap();
+    a.store(b"after").unwrap();
+    assert_eq!(a.held(), None);
+    assert_eq!((sem_val(sem, 1), sem_val(sem, 2)), (0, 0));
+    assert_eq!(b.lock(LockKind::Exclusive, Wait::No), Ok(true));
+    // Dropping a handle releases its lock.
+    drop(b);
+    assert_eq!(sem_val(sem, 2), 0);
+    assert_eq!(a.lock(LockKind::Exclusive, Wait::No), Ok(true));
+    a.unlock().unwrap();
+}
+
+#[test]
+fn timed_lock_waits_then_gives_up() {
+    let mut a = private(100);
+    let mut b = a.try_clone().unwrap();
+    a.lock(LockKind::Exclusive, Wait::Forever).unwrap();
+    for kind in [LockKind::Exclusive, LockKind::Shared] {
+        let t = Instant::now();
+        assert_eq!(b.lock(kind, Wait::For(Duration::from_millis(50))), Ok(false), "{kind:?}");
+        let el = t.elapsed();
+        assert!(el >= Duration::from_millis(40), "{kind:?} gave up after {el:?}");
+        assert!(el < Duration::from_secs(3), "{kind:?} waited {el:?}");
+        assert_eq!(b.held(), None);
+    }
+    a.unlock().unwrap();
+    a.lock(LockKind::Shared, Wait::Forever).unwrap();
+    let t = Instant::now();
+    assert_eq!(b.lock(LockKind::Exclusive, Wait::For(Duration::from_millis(50))), Ok(false));
+    assert!(t.elapsed() >= Duration::from_millis(40));
+    assert_eq!(b.lock(LockKind::Shared, Wait::For(Duration::from_millis(50))), Ok(true));
+    b.unlock().unwrap();
+    a.unlock().unwrap();
+    let t = Instant::now();
+    assert_eq!(b.lock(LockKind::Exclusive, Wait::For(Duration::from_millis(50))), Ok(true));
+    assert!(t.elapsed() < Duration::from_secs(1));
+    b.unlock().unwrap();
+
+    // A timed wait that the holder ends early succeeds.
+    a.lock(LockKind::Exclusive, Wait::Forever).unwrap();
+    let holder = thread::spawn(move || {
+        thread::sleep(Duration::from_millis(100));
+        a.unlock().unwrap();
+        a
+    });
+    let t = Instant::now();
+    let got = b.lock(LockKind::Exclusive, Wait::For(Duration::from_secs(10)));
+    let el = t.elapsed();
+    let a = holder.join().unwrap();
+    assert_eq!(got, Ok(true));
+    assert!(el >= Duration::from_millis(50) && el < Duration::from_secs(10), "{el:?}");
+    b.unlock().unwrap();
+    drop(b);
+    drop(a); // the guard
+}
+
+#[test]
+fn fetch_waits_for_writer() {
+    let mut a = private(100);
+    let b = a.try_clone().unwrap();
+    a.lock(LockKind::Exclusive, Wait::Forever).unwrap();
+    a.store(&pattern(700, 15)).unwrap();
+    let (tx, rx) = mpsc::channel();
+    let reader = thread::spawn(move || {
+        let mut b = b;
+        let r = b.fetch();
+        let _ = tx.send(r);
+        b
+    });
+    let early = rx.recv_timeout(Duration::from_millis(200));
+    let held_at_timeout = early.is_err();
+    a.unlock().unwrap();
+    let got = match early {
+        Ok(r) => r,
+        Err(_) => rx.recv_timeout(Duration::from_secs(10)).expect("fetch did not finish after unlock"),
+    };
+    let b = reader.join().unwrap();
+    assert!(held_at_timeout, "fetch returned while another handle held the exclusive lock");
+    assert_eq!(got.unwrap(), pattern(700, 15));
+    drop(b);
+}
+
+// ----- fetch_begin / fetch_finish ----------------------------------------------------
+
+#[test]
+fn fetch_begin_have_copy() {
+    let mut a = private(100);
+    let mut b = a.try_clone().unwrap();
+    a.store(b"abc").unwrap();
+
+    // No completed fetch yet: never unchanged.
+    assert_eq!(a.fetch_begin(true).unwrap(), (3, false));
+    let mut buf = vec![0u8; 3];
+    a.fetch_finish(Some(&mut buf));
+    assert_eq!(buf, b"abc");
+    assert_eq!(a.fetch_begin(true).unwrap(), (3, true));
+    a.fetch_finish(None);
+    assert_eq!(a.fetch_begin(true).unwrap(), (3, true), "unchanged stays unchanged");
+    a.fetch_finish(None);
+    // have_copy=false never says unchanged.
+    assert_eq!(a.fetch_begin(false).unwrap(), (3, false));
+    a.fetch_finish(Some(&mut buf));
+    assert_eq!(a.fetch_begin(true).unwrap(), (3, true));
+    a.fetch_finish(None);
+
+    // A store through another handle, same length: changed.
+    b.store(b"xyz").unwrap();
+    assert_eq!(a.fetch_begin(true).unwrap(), (3, false));
+    a.fetch_finish(Some(&mut buf));
+    assert_eq!(buf, b"xyz");
+    assert_eq!(a.fetch_begin(true).unwrap(), (3, true));
+    a.fetch_finish(None);
+
+    // A store of the very same bytes, through this handle: still a store.
+    a.store(b"xyz").unwrap();
+    assert_eq!(a.fetch_begin(true).unwrap(), (3, false));
+    a.fetch_finish(Some(&mut buf));
+
+    // A multi-segment value changed by another handle.
+    let v = pattern(1000, 16);
+    b.store(&v).unwrap();
+    let (n, unchanged) = a.fetch_begin(true).unwrap();
+    assert_eq!((n, unchanged), (1000, false));
+    let mut big = vec![0u8; n];
+    a.fetch_finish(Some(&mut big));
+    assert_eq!(big, v);
+    assert_eq!(a.fetch_begin(true).unwrap(), (1000, true));
+    a.fetch_finish(None);
+    // Shrinking store through another handle.
+    b.store(&v[..100]).unwrap();
+    assert_eq!(a.fetch_begin(true).unwrap(), (100, false));
+    let mut small = vec![0u8; 100];
+    a.fetch_finish(Some(&mut small));
+    assert_eq!(small, v[..100]);
+    // fetch() counts as a completed fetch.
+    assert_eq!(a.fetch().unwrap(), &v[..100]);
+    assert_eq!(a.fetch_begin(true).unwrap(), (100, true));
+    a.fetch_finish(None);
+    // Nothing stored by anyone, but the other handle fetched: unchanged.
+    b.fetch().unwrap();
+    b.num_segments().unwrap();
+    assert_eq!(a.fetch_begin(true).unwrap(), (100, true));
+
+    // Between begin and finish the shared lock is held.
+    assert_eq!(b.lock(LockKind::Exclusive, Wait::No), Ok(false));
+    assert_eq!(a.held(), None);
+    a.fetch_finish(None);
+    assert_eq!(b.lock(LockKind::Exclusive, Wait::No), Ok(true));
+    b.unlock().unwrap();
+
+    // An abandoned begin is ended by the next call and releases its lock.
+    a.fetch_begin(false).unwrap();
+    assert_eq!(a.num_segments().unwrap(), 2);
+    assert_eq!(b.lock(LockKind::Exclusive, Wait::No), Ok(true));
+    b.unlock().unwrap();
+    a.fetch_begin(false).unwrap();
+    a.store(b"q").unwrap();
+    assert_eq!(b.fetch().unwrap(), b"q");
+    assert_eq!((sem_val(a.semid(), 1), sem_val(a.semid(), 2)), (0, 0));
+    // fetch_finish without a begin does nothing.
+    a.fetch_finish(None);
+
+    // With a lock held, begin/finish take none of their own.
+    a.lock(LockKind::Exclusive, Wait::Forever).unwrap();
+    assert_eq!(a.fetch_begin(true).unwrap().0, 1);
+    let mut one = vec![0u8; 1];
+    a.fetch_finish(Some(&mut one));
+    assert_eq!(one, b"q");
+    assert_eq!(a.held(), Some(LockKind::Exclusive));
+    assert_eq!(sem_val(a.semid(), 2), 1);
+    a.unlock().unwrap();
+    drop(b);
+}
+
+// ----- remove -------------------------------------------------------------------
+
+#[test]
+fn remove_then_every_call_fails() {
+    let mut a = private(100);
+    let mut b = a.try_clone().unwrap();
+    a.store(&pattern(1000, 17)).unwrap();
+    b.fetch().unwrap(); // b has the chain attached
+    let ids = chain_ids(a.shmid());
+    assert_eq!(ids.len(), 12);
+    let sem = a.semid();
+
+    a.remove().expect("remove");
+    assert!(!sem_exists(sem), "semaphore set removed");
+    assert_eq!(a.version(), Err(Error::Removed));
+    assert_eq!(a.fetch(), Err(Error::Removed));
+    let mut buf = vec![];
+    assert_eq!(a.fetch_into(&mut buf), Err(Error::Removed));
+    assert_eq!(a.fetch_begin(true), Err(Error::Removed));
+    assert_eq!(a.store(b"x"), Err(Error::Removed));
+    assert_eq!(a.num_segments(), Err(Error::Removed));
+    assert_eq!(a.lock(LockKind::Exclusive, Wait::No), Err(Error::Removed));
+    assert_eq!(a.lock(LockKind::Shared, Wait::Forever), Err(Error::Removed));
+    assert!(matches!(a.try_clone(), Err(Error::Removed)));
+    assert_eq!(a.remove(), Err(Error::Removed));
+    assert_eq!(Error::Removed.errno(), libc::EIDRM);
+
+    // The other handle now gets system errors, never a hang or stale data.
+    for r in [b.fetch().map(drop), b.store(b"y"), b.num_segments().map(drop)] {
+        match r {
+            Err(Error::Os(Errno(e))) => assert!(e == libc::EINVAL || e == libc::EIDRM, "errno {e}"),
+            other => panic!("expected EINVAL/EIDRM from a removed share, got {other:?}"),
+        }
+    }
+    assert!(matches!(b.lock(LockKind::Exclusive, Wait::No), Err(Error::Os(_))));
+    drop(b);
+    check_removed(a, &ids);
+}
+
+/// After `remove()`: every chained segment is gone; the head, which the
+/// removed handle may still have mapped, is at least marked for destruction
+/// (and its key freed), and is gone once the handle is dropped.
+fn check_removed(a: Guard, ids: &[i32]) {
+    for id in &ids[1..] {
+        assert!(shm_stat(*id).is_none(), "chained shmid {id} survived remove()");
+    }
+    if let Some(d) = shm_stat(ids[0]) {
+        assert!(d.shm_perm.mode as u32 & SHM_DEST != 0, "head {} not marked for removal", ids[0]);
+        assert_eq!(d.shm_perm.__key, libc::IPC_PRIVATE, "head key not freed");
+    }
+    drop(a);
+    assert!(shm_stat(ids[0]).is_none(), "head {} survived remove() and drop", ids[0]);
+}
+
+#[test]
+fn remove_while_other_handle_grew_chain() {
+    // The removing handle never attached the tail: remove still finds it.
+    let mut a = private(100);
+    let mut b = a.try_clone().unwrap();
+    b.store(&pattern(84 * 20, 18)).unwrap();
+    let ids = chain_ids(a.shmid());
+    assert_eq!(ids.len(), 20);
+    drop(b);
+    a.remove().unwrap();
+    check_removed(a, &ids);
+}
+
+// ----- segments: keys and modes ---------------------------------------------------------
+
+fn check_modes(a: &mut Share, mode: u32, head_key: i64) {
+    a.store(&pattern(500, 19)).unwrap();
+    let ids = chain_ids(a.shmid());
+    assert_eq!(ids.len(), 6);
+    let head = proc_shm_entry(ids[0]);
+    assert_eq!(head.key, head_key);
+    assert_eq!(head.perms & 0o777, mode, "head perms");
+    for id in &ids[1..] {
+        let e = proc_shm_entry(*id);
+        assert_eq!(e.key, 0, "chained segment {id} must be IPC_PRIVATE");
+        assert_eq!(e.perms & 0o777, mode, "chained segment {id} perms");
+        assert_eq!(e.size, a.segment_size());
+        assert_eq!(e.cpid, std::process::id());
+    }
+    assert_eq!(sem_mode(a.semid()), mode, "semaphore set perms");
+    assert_eq!(proc_sem_perms(a.semid()) & 0o777, mode);
+}
+
+#[test]
+fn chained_segments_private_with_share_mode() {
+    let mut a = Guard::new(OpenOptions::new().create(true).size(100).mode(0o600).open().unwrap());
+    check_modes(&mut a, 0o600, 0);
+    let mut d = private(100);
+    check_modes(&mut d, 0o666, 0);
+    let k = key(3);
+    let mut k3 = Guard::new(OpenOptions::new().key(k).create(true).size(100).mode(0o640).open().unwrap());
+    check_modes(&mut k3, 0o640, k as i64);
+    // A later store that grows the chain uses the same mode.
+    k3.store(&pattern(84 * 9, 20)).unwrap();
+    for id in &chain_ids(k3.shmid())[1..] {
+        let e = proc_shm_entry(*id);
+        assert_eq!((e.key, e.perms & 0o777), (0, 0o640));
+    }
+}
+
+#[test]
+fn reads_a_chain_written_by_another_implementation() {
+    // Build a 4-segment chain by hand in the wire format (as 0.17 would, with
+    // no tags), then read, overwrite, shrink it and remove it through the API.
+    let mut a = private(64);
+    let value = pattern(48 * 3 + 5, 21);
+    let mut ids = vec![a.shmid()];
+    for _ in 0..3 {
+        let id = unsafe { libc::shmget(libc::IPC_PRIVATE, 64, 0o600 | libc::IPC_CREAT) };
+        assert!(id >= 0);
+        ids.push(id);
+    }
+    let raw_ids = ids[1..].to_vec();
+    let cleanup = RawCleanup(raw_ids.clone());
+    for (i, id) in ids.iter().enumerate() {
+        let chunk = &value[(i * 48).min(value.len())..((i + 1) * 48).min(value.len())];
+        let next = ids.get(i + 1).copied().unwrap_or(-1);
+        with_mapping(*id, |p, _| unsafe {
+            std::ptr::write_volatile(p as *mut i32, next);
+            if i > 0 {
+                std::ptr::write_volatile(p.add(4) as *mut i32, 0);
+            }
+            std::ptr::copy_nonoverlapping(chunk.as_ptr(), p.add(HEADER), chunk.len());
+        })
+        .unwrap();
+    }
+    write_word(a.shmid(), 4, value.len() as u32);
+    write_word(a.shmid(), 12, 77);
+    let mut b = a.try_clone().unwrap();
+    assert_eq!(b.fetch().unwrap(), value);
+    assert_eq!(b.num_segments().unwrap(), 4);
+    assert_eq!(b.version().unwrap(), 77);
+    let v2 = pattern(48 * 4, 22);
+    b.store(&v2).unwrap();
+    assert_eq!(chain_ids(a.shmid()), ids, "same-size store reuses the foreign chain");
+    assert_eq!(a.fetch().unwrap(), v2);
+    a.store(&v2[..48]).unwrap();
+    assert_eq!(b.fetch().unwrap(), &v2[..48]);
+    drop(b);
+    for id in &raw_ids {
+        assert!(shm_stat(*id).is_none(), "surplus segment {id} not removed");
+    }
+    drop(cleanup);
+}
+
+struct RawCleanup(Vec<i32>);
+
+impl Drop for RawCleanup {
+    fn drop(&mut self) {
+        for id in &self.0 {
+            if shm_stat(*id).is_some_and(|d| d.shm_cpid as u32 == std::process::id()) {
+                shm_rmid(*id);
+            }
+        }
+    }
+}
+
+// ----- concurrency ------------------------------------------------------------------------
+
+fn make_value(seed: u64, len: usize) -> Vec<u8> {
+    if len < 12 {
+        return vec![len as u8; len];
+    }
+    let mut v = Vec::with_capacity(len);
+    v.extend_from_slice(&seed.to_le_bytes());
+    v.extend_from_slice(&(len as u32).to_le_bytes());
+    v.extend(Rng::new(seed).bytes(len - 12));
+    v
+}
+
+fn check_value(v: &[u8]) {
+    if v.len() < 12 {
+        assert!(v.iter().all(|&b| b as usize == v.len()), "torn short value {v:?}");
+        return;
+    }
+    let seed = u64::from_le_bytes(v[..8].try_into().unwrap());
+    let len = u32::from_le_bytes(v[8..12].try_into().unwrap()) as usize;
+    assert_eq!(len, v.len(), "torn value: length field");
+    assert!(v == make_value(seed, len).as_slice(), "torn value: contents (len {len})");
+}
+
+#[test]
+fn concurrent_handles_never_see_torn_values() {
+    let a = private(100);
+    let mut workers = vec![];
+    for t in 0..4u64 {
+        let mut h = a.try_clone().unwrap();
+        workers.push(thread::spawn(move || {
+            let mut rng = Rng::new(100 + t);
+            for i in 0..300 {
+                match rng.below(5) {
+                    0 | 1 => {
+                        let len = rng.below(1500) as usize;
+                        h.store(&make_value(rng.next(), len)).unwrap();
+                    }
+                    2 => {
+                        h.lock(LockKind::Shared, Wait::Forever).unwrap();
+                        let v1 = h.fetch().unwrap();
+                        thread::yield_now();
+                        let v2 = h.fetch().unwrap();
+                        assert_eq!(v1, v2, "value changed under a shared lock");
+                        let n = h.num_segments().unwrap();
+                        assert_eq!(n, segs(v1.len(), 100));
+                        h.unlock().unwrap();
+                        check_value(&v1);
+                    }
+                    3 => {
+                        h.lock(LockKind::Exclusive, Wait::Forever).unwrap();
+                        let len = rng.below(1500) as usize;
+                        let v = make_value(rng.next(), len);
+                        h.store(&v).unwrap();
+                        assert_eq!(h.fetch().unwrap(), v, "iteration {i}");
+                        h.unlock().unwrap();
+                    }
+                    _ => check_value(&h.fetch().unwrap()),
+                }
+            }
+            h
+        }));
+    }
+    let handles: Vec<Share> = workers.into_iter().map(|w| w.join().expect("worker panicked")).collect();
+    drop(handles);
+    let mut a = a;
+    check_value(&a.fetch().unwrap());
+    assert_eq!((sem_val(a.semid(), 1), sem_val(a.semid(), 2)), (0, 0));
+}
+
+/// A 0.17 writer killed between removing surplus segments and cutting the
+/// link leaves links to segments that live on only while some process still
+/// has them attached. A handle of ours that cached them must not write the
+/// next value into them: once they vanish, nobody could read it.
+#[test]
+fn removed_but_still_attached_segments_are_cut_off() {
+    let mut a = private(64);
+    let data = 64 - HEADER;
+    let long = pattern(data * 3, 7);
+    a.store(&long).unwrap();
+    let mut b = a.try_clone().unwrap();
+    assert_eq!(b.fetch().unwrap(), long);
+    let ids = chain_ids(a.shmid());
+    assert_eq!(ids.len(), 3);
+
+    // The killed 0.17 writer: stored a one-segment value, removed the
+    // surplus, died before cutting the link (shm_state not bumped either).
+    write_word(ids[0], 4, 10);
+    shm_rmid(ids[1]);
+    shm_rmid(ids[2]);
+
+    let value = pattern(data * 3, 9);
+    b.store(&value).unwrap();
+    drop(b);
+    // Every attachment to the old segments is gone now; they are too.
+    let mut c = a.try_clone().unwrap();
+    assert_eq!(c.fetch().unwrap(), value);
+    assert!(ids[1..].iter().all(|&id| !chain_ids(a.shmid()).contains(&id)));
+}
