@@ -103,6 +103,7 @@ my $AGENT_LOOP = <<'EOC';
 my $dir  = shift @ARGV;
 my $ppid = getppid;
 open STDOUT, '>>', "$dir/stdout" or die;
+open STDERR, '>>', "$dir/stderr" or die;
 our $S;
 my $n = 0;
 while ( 1 ) {
@@ -298,6 +299,14 @@ sub finish {
   my $rc = SLInterop::wait_bounded( $self->{pid} );
   $self->{status} = defined $rc ? $rc << 8 : 9;
   delete $LIVE{ $self->{pid} };
+  if ( !defined $rc || $rc != 0 ) {
+    # Say why, in the test's output: what the agent printed on stderr.
+    if ( open my $fh, '<', "$self->{dir}/stderr" ) {
+      local $/;
+      my $err = <$fh>;
+      Test::More::diag( "$self->{name} stderr: $err" ) if defined $err && length $err;
+    }
+  }
   return $rc;
 }
 
