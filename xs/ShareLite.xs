@@ -111,12 +111,15 @@ _free(handle)
   CODE:
     sl_share_free(INT2PTR(sl_share *, handle));
 
-void
-_remove(self)
+IV
+remove(self)
     SV *self
   CODE:
     if (sl_share_remove(handle_of(aTHX_ self)) != SL_OK)
         croak_core(aTHX_ "remove()");
+    RETVAL = 1;
+  OUTPUT:
+    RETVAL
 
 UV
 _segment_size(self)

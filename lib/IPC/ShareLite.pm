@@ -259,7 +259,10 @@ Gets or sets the destroy flag.
 =head2 C<< remove >>
 
 Removes the share now, whatever the destroy flag: every segment and the
-semaphore set. Later calls on the object fail with C<EIDRM>.
+semaphore set; returns 1 (croaks C<IPC::ShareLite remove() error: ...> on
+failure). Later calls on the object fail with C<$!> set to C<EIDRM>: C<store>
+and C<fetch> croak, C<lock>, C<unlock>, C<version> and C<num_segments> return
+C<undef>.
 
 =cut
 
@@ -279,19 +282,13 @@ sub destroy {
   return $self->{destroy};
 }
 
-sub remove {
-  my $self = shift;
-  _remove( $self );
-  return 1;
-}
-
 sub DESTROY {
   my $self = shift;
   delete $LIVE{ refaddr $self };
   my $handle = $self->{share} or return;
   if ( $self->{destroy} && $self->{_pid} == $$ && $self->{_tid} == _thread_id() ) {
     local $@;
-    eval { _remove( $self ) };
+    eval { remove( $self ) };
   }
   delete $self->{share};
   _free( $handle );

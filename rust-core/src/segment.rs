@@ -62,6 +62,11 @@ impl Segment {
         self.att.shmid()
     }
 
+    /// Unmaps the segment; it must not be used afterwards.
+    pub fn detach(&mut self) {
+        self.att.detach()
+    }
+
     /// The segment's size in bytes, header included.
     pub fn len(&self) -> usize {
         self.att.len()

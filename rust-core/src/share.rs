@@ -329,6 +329,7 @@ impl Share {
 
     /// Releases whatever lock this handle holds (nothing held is fine).
     pub fn unlock(&mut self) -> Result<()> {
+        self.usable()?;
         self.end_fetch();
         if let Some(kind) = self.lock.take() {
             self.sem_unlock(kind)?;
@@ -675,6 +676,10 @@ impl Share {
         self.sweep_orphans();
         self.removed = true;
         self.lock = None;
+        self.last_fetch = None;
+        // Nothing touches the head once `removed` is set (every entry point
+        // checks `usable` first): unmap it now, so the segment goes at once.
+        self.head.detach();
         sys::sem_remove(self.semid)?;
         Ok(())
     }

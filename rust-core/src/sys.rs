@@ -148,12 +148,14 @@ pub fn shm_remove(shmid: c_int) -> Result<(), Errno> {
     check(unsafe { libc::shmctl(shmid, libc::IPC_RMID, std::ptr::null_mut()) }).map(drop)
 }
 
-/// A segment attached with `shmat(2)`; detached with `shmdt(2)` on drop.
+/// A segment attached with `shmat(2)`; detached with `shmdt(2)` on drop
+/// (or earlier, by [`Attachment::detach`]).
 #[derive(Debug)]
 pub struct Attachment {
     addr: NonNull<u8>,
     len: usize,
     shmid: c_int,
+    attached: bool,
 }
 
 // SAFETY: an attachment is a mapping owned by this value; moving it to another
@@ -177,7 +179,7 @@ impl Attachment {
             return Err(Errno::last());
         }
         let addr = NonNull::new(p as *mut u8).ok_or(Errno(libc::EFAULT))?;
-        Ok(Attachment { addr, len, shmid })
+        Ok(Attachment { addr, len, shmid, attached: true })
     }
 
     /// The segment's id.
@@ -196,16 +198,28 @@ impl Attachment {
     }
 
     /// The first byte of the mapping.
+    ///
+    /// # Panics
+    /// After [`Attachment::detach`]: there is no mapping any more.
     pub fn as_ptr(&self) -> *mut u8 {
+        assert!(self.attached, "segment used after it was detached");
         self.addr.as_ptr()
+    }
+
+    /// `shmdt(2)` now; the mapping must not be used afterwards.
+    pub fn detach(&mut self) {
+        if self.attached {
+            self.attached = false;
+            // SAFETY: addr came from shmat and is detached once (the flag).
+            unsafe {
+                libc::shmdt(self.addr.as_ptr() as *const c_void);
+            }
+        }
     }
 }
 
 impl Drop for Attachment {
     fn drop(&mut self) {
-        // SAFETY: addr came from shmat and is detached only here, once.
-        unsafe {
-            libc::shmdt(self.addr.as_ptr() as *const c_void);
-        }
+        self.detach();
     }
 }
