@@ -309,6 +309,62 @@ sub CLONE {
 
 __END__
 
+=head1 ERRORS
+
+The constructor, C<store>, C<fetch> and C<remove> croak; C<lock>, C<unlock>,
+C<version> and C<num_segments> return C<undef>. In every case C<$!> holds the
+system's error number, and the croak text says why:
+
+=over
+
+=item C<Failed to create share: No such file or directory>
+
+No share at that key, and C<-create> was not given.
+
+=item C<Failed to create share: File exists>
+
+C<-exclusive> was given and the share exists; or the key holds a segment that
+is not the head of a share (a data segment 0.17 chained at that key), which is
+left alone.
+
+=item C<Failed to create share: Permission denied>
+
+The share's mode does not allow this user what C<-mode> asks for.
+
+=item C<Failed to create share: Invalid argument>
+
+A C<-size> the system refuses (beyond C<shmmax>, say), or one that is not a
+whole number of bytes.
+
+=item C<IPC::ShareLite store() error: Wide character in store>
+
+The string has characters above 255. Encode it first (C<Encode::encode_utf8>).
+
+=item C<IPC::ShareLite store() error: Value too large for defined data type>
+
+Longer than 2**31-1 bytes, the most the format can describe. Nothing was
+changed.
+
+=item C<IPC::ShareLite fetch() error: Bad message (corrupted share: ...)>
+
+The share's header or chain is damaged (a loop, a length past the end, a
+missing or foreign segment). Nothing was changed; a store repairs what it can.
+
+=item C<... error: Identifier removed>
+
+The share was removed (by C<remove>, or by another process).
+
+=item C<No space left on device>, C<Cannot allocate memory>
+
+The system's limits on segments (C<shmmni>) or shared memory (C<shmall>) are
+reached. A store that fails this way leaves the old value in place.
+
+=back
+
+A signal that arrives while a call waits for a lock runs its Perl handler; a
+handler that dies (the C<alarm> idiom) ends the wait, and nothing is left
+locked.
+
 =head1 FORK AND THREADS
 
 A forked child can use the parent's objects. Only the process that created an
@@ -319,6 +375,28 @@ locks in the kernel's eyes, so do not rely on them across C<fork>.
 
 Objects are thread-safe: each new thread gets its own handle on the same share
 (CLONE), and only the creating thread removes the share.
+
+=head1 COMPATIBILITY WITH 0.17
+
+Scripts written for 0.17 run unchanged: same constructor arguments, methods,
+return values, messages (with the reason added) and exports.
+
+The in-memory format and the locking protocol are 0.17's too, so processes
+running 0.17 and processes running this version can use one share at the same
+time, locks included, and either can create, read, write or remove it. Two
+things to know when mixing them:
+
+=over
+
+=item * A 0.17 process cannot open an existing share when it asks for a
+larger C<-size> than the share has (the default is 65536): give it the size
+the share was created with. This version opens any existing share.
+
+=item * 0.17 chains extra segments at the keys after the share's own, so a
+share that 0.17 grew occupies key+1, key+2, ...; this version refuses to open
+such a key as a share rather than corrupting the data in it.
+
+=back
 
 =head1 DIFFERENCES FROM 0.17
 
