@@ -128,6 +128,11 @@ impl Segment {
         self.write(VERSION, head_shmid as u32);
     }
 
+    /// True while all four header fields are still zero (never initialised).
+    pub fn header_is_zero(&self) -> bool {
+        (0..HEADER).step_by(4).all(|off| self.read(off) == 0)
+    }
+
     /// True when this is a chained segment of ours that belongs to `head_shmid`.
     pub fn is_chained_of(&self, head_shmid: i32) -> bool {
         self.read(SHM_STATE) == CHAIN_TAG && self.read(VERSION) == head_shmid as u32

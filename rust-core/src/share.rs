@@ -490,28 +490,37 @@ impl Share {
         len.div_ceil(self.data_size()).max(1)
     }
 
-    /// Removes the chain that starts at `first` (already unlinked), following
-    /// it through the attachments this handle holds, else by attaching.
-    fn remove_unlinked(&mut self, first: i32, attached_from: usize) {
-        let held = self.chain.split_off(attached_from.min(self.chain.len()));
-        for s in &held {
+    /// Removes every segment after the first `keep` (head included), from the
+    /// tail back: each link is cut before the segment it pointed to is removed.
+    /// A writer killed at any instant leaves a sound chain, and at most one
+    /// segment that nothing links to (swept on removal if it is ours). The
+    /// walk stops at anything it cannot vouch for (another size, a missing
+    /// segment, a loop): such a link is cut, never followed into a removal.
+    fn trim_chain(&mut self, keep: usize) {
+        let keep = keep.max(1);
+        let mut surplus = self.chain.split_off((keep - 1).min(self.chain.len()));
+        for s in &surplus {
             self.ids.remove(&s.shmid());
         }
-        let mut held = held.into_iter();
-        let mut seen = HashSet::new();
-        let mut id = first;
-        // Stop at the end, at a loop, or at a link back into the live chain.
-        while id >= 0 && seen.insert(id) && !self.ids.contains(&id) {
-            let seg = match held.next() {
-                Some(s) if s.shmid() == id => Some(s),
-                _ => Segment::attach_checked(id, self.seg_size).ok().and_then(Attached::segment),
-            };
-            let _ = sys::shm_remove(id);
-            match seg {
-                Some(s) => id = s.next_shmid(),
+        loop {
+            let next = surplus.last().unwrap_or_else(|| self.segment(keep - 1)).next_shmid();
+            if next < 0 || self.ids.contains(&next) || surplus.iter().any(|s| s.shmid() == next) {
+                break;
+            }
+            match Segment::attach_checked(next, self.seg_size).ok().and_then(Attached::segment) {
+                Some(seg) => surplus.push(seg),
                 None => break,
             }
         }
+        if surplus.is_empty() && self.segment(keep - 1).next_shmid() == -1 {
+            return;
+        }
+        self.bump_state();
+        while let Some(seg) = surplus.pop() {
+            surplus.last().unwrap_or_else(|| self.segment(keep - 1)).set_next_shmid(-1);
+            let _ = sys::shm_remove(seg.shmid());
+        }
+        self.segment(keep - 1).set_next_shmid(-1);
     }
 
     // ----- store / fetch -------------------------------------------------
@@ -539,18 +548,11 @@ impl Share {
         for (i, chunk) in value.chunks(ds).enumerate() {
             self.segment(i).write_data(0, chunk);
         }
-        let surplus = self.segment(needed - 1).next_shmid();
-        if surplus != -1 {
-            // Cut first, remove after: a kill in between can only orphan
-            // segments (tagged, swept on removal), never leave a dangling link.
-            self.segment(needed - 1).set_next_shmid(-1);
-            self.bump_state();
-        }
+        // The version first: a writer killed before the length is set leaves
+        // an empty value under a new version, never an old stamp on new data.
         self.head.set_version(self.head.version().wrapping_add(1));
         self.head.set_length(value.len() as i32);
-        if surplus != -1 {
-            self.remove_unlinked(surplus, needed - 1);
-        }
+        self.trim_chain(needed);
         Ok(())
     }
 
@@ -670,8 +672,7 @@ impl Share {
             self.lock(LockKind::Exclusive, Wait::Forever)?;
         }
         let head_id = self.head.shmid();
-        let first = self.head.next_shmid();
-        self.remove_unlinked(first, 0);
+        self.trim_chain(1);
         let _ = sys::shm_remove(head_id);
         self.sweep_orphans();
         self.removed = true;
@@ -684,24 +685,43 @@ impl Share {
         Ok(())
     }
 
-    /// Removes chained segments of this share that no link reaches any more.
+    /// Removes segments of this share that no link reaches any more: chained
+    /// segments of ours (tagged with the head) cut off by a killed writer, and
+    /// ones a writer was killed creating, before it could tag them. Those are
+    /// known by what they are: private, this share's size and mode, a header
+    /// still all zero, attached nowhere, made by a process that is gone.
     fn sweep_orphans(&self) {
         let Ok(text) = std::fs::read_to_string("/proc/sysvipc/shm") else { return };
+        let mut lines = text.lines();
+        let Some(header) = lines.next() else { return };
+        let cols: Vec<&str> = header.split_whitespace().collect();
+        let col = |name: &str| cols.iter().position(|c| *c == name);
+        let (Some(c_key), Some(c_id), Some(c_perms), Some(c_size), Some(c_cpid), Some(c_nattch)) =
+            (col("key"), col("shmid"), col("perms"), col("size"), col("cpid"), col("nattch"))
+        else {
+            return;
+        };
         let head = self.head.shmid();
-        for line in text.lines().skip(1) {
-            let mut f = line.split_whitespace();
-            let (Some(key), Some(id), Some(_perms), Some(size)) = (f.next(), f.next(), f.next(), f.next()) else {
+        for line in lines {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            let field = |i: usize| f.get(i).copied().unwrap_or("");
+            if field(c_key) != "0" || field(c_size).parse::<usize>().ok() != Some(self.seg_size) {
+                continue;
+            }
+            let (Ok(id), Ok(perms), Ok(cpid), Ok(nattch)) = (
+                field(c_id).parse::<i32>(),
+                u32::from_str_radix(field(c_perms), 8),
+                field(c_cpid).parse::<i32>(),
+                field(c_nattch).parse::<u64>(),
+            ) else {
                 continue;
             };
-            if key != "0" || size.parse::<usize>().ok() != Some(self.seg_size) {
+            if id == head || perms & 0o1000 != 0 {
                 continue;
             }
-            let Ok(id) = id.parse::<i32>() else { continue };
-            if id == head {
-                continue;
-            }
+            let untagged_candidate = nattch == 0 && perms & 0o777 == self.mode as u32 && !process_alive(cpid);
             if let Ok(Attached::Live(seg)) = Segment::attach_checked(id, self.seg_size) {
-                if seg.is_chained_of(head) {
+                if seg.is_chained_of(head) || (untagged_candidate && seg.header_is_zero()) {
                     let _ = sys::shm_remove(id);
                 }
             }
@@ -746,6 +766,16 @@ impl Drop for Share {
             }
         }
     }
+}
+
+/// True unless `kill(pid, 0)` says there is no such process.
+fn process_alive(pid: i32) -> bool {
+    if pid <= 0 {
+        return false;
+    }
+    // SAFETY: signal 0 only checks that the process exists.
+    let rc = unsafe { libc::kill(pid, 0) };
+    rc == 0 || Errno::last().0 != libc::ESRCH
 }
 
 enum Retry {
