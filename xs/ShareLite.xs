@@ -23,6 +23,10 @@
 #endif
 #define COW_FLAGS (SV_COW_SHARED_HASH_KEYS | SV_COW_OTHER_PVS)
 
+/* Values shorter than this are copied afresh on every fetch: perl shares
+ * (copy-on-write) only larger buffers, and copying a small one is cheap. */
+#define CACHE_MIN 4096
+
 /* A blocking wait interrupted by a signal: run Perl's handler for it (which
  * may die: no lock is held and no Rust frame is on the stack here), then let
  * the caller try again. */
@@ -163,52 +167,58 @@ store(self, value = &PL_sv_undef)
   OUTPUT:
     RETVAL
 
-SV *
+void
 fetch(self)
     SV *self
   PREINIT:
     sl_share *share;
-    SV **cache;
+    SV **cache = NULL;
+    SV *value;
     size_t len = 0;
     int unchanged = 0;
     int rc;
-  CODE:
+  PPCODE:
     share = handle_of(aTHX_ self);
-    /* The last value fetched, kept to hand out again (copy-on-write) while
-     * the head says nothing was stored since. */
-    cache = hv_fetchs((HV *)SvRV(self), "_fetched", 1);
-    if (!cache)
-        croak("IPC::ShareLite fetch() error: cannot keep the fetched value");
+    /* A large value is kept after a fetch and handed out again as a
+     * copy-on-write copy while the head says nothing was stored since. */
+    cache = hv_fetchs((HV *)SvRV(self), "_fetched", 0);
     do
-        rc = sl_share_fetch_begin(share, SvPOK(*cache) ? 1 : 0, &len, &unchanged);
+        rc = sl_share_fetch_begin(share, cache && SvPOK(*cache) ? 1 : 0, &len, &unchanged);
     while (INTERRUPTED(rc));
     if (rc != SL_OK)
         croak_core(aTHX_ "fetch()");
     if (unchanged) {
         sl_share_fetch_finish(share, NULL, 0);
-        RETVAL = newSV(0);
-        sv_setsv_flags(RETVAL, *cache, COW_FLAGS);
+        value = newSV(0);
+        sv_setsv_flags(value, *cache, COW_FLAGS);
     } else {
         /* Two spare bytes: the NUL, and room for a copy-on-write count. */
-        RETVAL = newSV(len + 2);
-        SvPOK_only(RETVAL);
-        sl_share_fetch_finish(share, (uint8_t *)SvPVX(RETVAL), len);
-        SvCUR_set(RETVAL, len);
-        *SvEND(RETVAL) = '\0';
-        sv_setsv_flags(*cache, RETVAL, COW_FLAGS);
+        value = newSV(len + 2);
+        SvPOK_only(value);
+        sl_share_fetch_finish(share, (uint8_t *)SvPVX(value), len);
+        SvCUR_set(value, len);
+        *SvEND(value) = '\0';
+        if (len >= CACHE_MIN) {
+            if (!cache)
+                cache = hv_fetchs((HV *)SvRV(self), "_fetched", 1);
+            if (cache)
+                sv_setsv_flags(*cache, value, COW_FLAGS);
+        } else if (cache && SvPOK(*cache)) {
+            sv_setsv(*cache, &PL_sv_undef);
+        }
     }
-  OUTPUT:
-    RETVAL
+    mXPUSHs(value);
 
-SV *
+void
 lock(self, flags = &PL_sv_undef, timeout = &PL_sv_undef)
     SV *self
     SV *flags
     SV *timeout
   PREINIT:
+    dXSTARG;
     int64_t timeout_ns = -1;
     int rc;
-  CODE:
+  PPCODE:
     if (SvOK(timeout)) {
         NV t = SvNV(timeout);
         timeout_ns = t <= 0 ? 0 : t >= 9.2e9 ? INT64_MAX : (int64_t)(t * 1e9);
@@ -216,38 +226,42 @@ lock(self, flags = &PL_sv_undef, timeout = &PL_sv_undef)
     do
         rc = sl_share_lock(handle_of(aTHX_ self), SvOK(flags) ? (int)SvIV(flags) : 0, timeout_ns);
     while (INTERRUPTED(rc));
-    RETVAL = rc == SL_OK ? newSViv(1) : rc == SL_WOULD_BLOCK ? newSViv(0) : &PL_sv_undef;
-  OUTPUT:
-    RETVAL
+    if (rc == SL_ERROR)
+        XSRETURN_UNDEF;
+    PUSHi(rc == SL_OK ? 1 : 0);
 
-SV *
+void
 unlock(self, ...)
     SV *self
-  CODE:
-    RETVAL = sl_share_unlock(handle_of(aTHX_ self)) == SL_OK ? newSViv(1) : &PL_sv_undef;
-  OUTPUT:
-    RETVAL
+  PREINIT:
+    dXSTARG;
+  PPCODE:
+    if (sl_share_unlock(handle_of(aTHX_ self)) != SL_OK)
+        XSRETURN_UNDEF;
+    PUSHi(1);
 
-SV *
+void
 version(self)
     SV *self
   PREINIT:
+    dXSTARG;
     uint32_t version = 0;
-  CODE:
-    RETVAL = sl_share_version(handle_of(aTHX_ self), &version) == SL_OK ? newSVuv(version) : &PL_sv_undef;
-  OUTPUT:
-    RETVAL
+  PPCODE:
+    if (sl_share_version(handle_of(aTHX_ self), &version) != SL_OK)
+        XSRETURN_UNDEF;
+    PUSHu(version);
 
-SV *
+void
 num_segments(self)
     SV *self
   PREINIT:
+    dXSTARG;
     size_t count = 0;
     int rc;
-  CODE:
+  PPCODE:
     do
         rc = sl_share_num_segments(handle_of(aTHX_ self), &count);
     while (INTERRUPTED(rc));
-    RETVAL = rc == SL_OK ? newSVuv(count) : &PL_sv_undef;
-  OUTPUT:
-    RETVAL
+    if (rc != SL_OK)
+        XSRETURN_UNDEF;
+    PUSHu(count);

@@ -498,6 +498,9 @@ impl Share {
     /// segment, a loop): such a link is cut, never followed into a removal.
     fn trim_chain(&mut self, keep: usize) {
         let keep = keep.max(1);
+        if self.chain.len() < keep && self.segment(keep - 1).next_shmid() == -1 {
+            return;
+        }
         let mut surplus = self.chain.split_off((keep - 1).min(self.chain.len()));
         for s in &surplus {
             self.ids.remove(&s.shmid());
