@@ -51,18 +51,29 @@ croak_core(pTHX_ const char *what)
     croak("IPC::ShareLite %s error: %s", what, msg);
 }
 
-/* The one handle check: the object's "share" slot holds the handle. */
-static sl_share *
-handle_of(pTHX_ SV *self)
+/* The object's handle rides on the object itself, as extension magic: found
+ * in a few instructions, where a hash lookup would cost a key hash each call.
+ * The magic's object slot keeps the last large value fetched (see fetch). */
+static MGVTBL handle_vtbl;
+
+static MAGIC *
+handle_magic(pTHX_ SV *self)
 {
-    SV **slot;
     if (!SvROK(self) || SvTYPE(SvRV(self)) != SVt_PVHV)
         croak("IPC::ShareLite: method called without an object");
-    slot = hv_fetchs((HV *)SvRV(self), "share", 0);
-    if (!slot || !SvIOK(*slot) || SvIVX(*slot) == 0)
-        croak("IPC::ShareLite: the object has no open share");
-    return INT2PTR(sl_share *, SvIVX(*slot));
+    return SvRMAGICAL(SvRV(self)) ? mg_findext(SvRV(self), PERL_MAGIC_ext, &handle_vtbl) : NULL;
 }
+
+/* The one handle check. */
+static MAGIC *
+open_magic(pTHX_ SV *self)
+{
+    MAGIC *mg = handle_magic(aTHX_ self);
+    if (!mg || !mg->mg_ptr)
+        croak("IPC::ShareLite: the object has no open share");
+    return mg;
+}
+#define handle_of(self) ((sl_share *)open_magic(aTHX_ (self))->mg_ptr)
 
 MODULE = IPC::ShareLite    PACKAGE = IPC::ShareLite
 
@@ -103,7 +114,7 @@ _clone(self)
   PREINIT:
     sl_share *copy = NULL;
   CODE:
-    if (sl_share_clone(handle_of(aTHX_ self), &copy) != SL_OK)
+    if (sl_share_clone(handle_of(self), &copy) != SL_OK)
         croak_core(aTHX_ "clone");
     RETVAL = PTR2IV(copy);
   OUTPUT:
@@ -115,11 +126,52 @@ _free(handle)
   CODE:
     sl_share_free(INT2PTR(sl_share *, handle));
 
+void
+_attach(self, handle)
+    SV *self
+    IV handle
+  PREINIT:
+    MAGIC *mg;
+  CODE:
+    mg = handle_magic(aTHX_ self);
+    if (mg) {
+        mg->mg_ptr = INT2PTR(char *, handle);
+    } else {
+        SV *fetched = newSV(0);
+        mg = sv_magicext(SvRV(self), fetched, PERL_MAGIC_ext, &handle_vtbl, INT2PTR(char *, handle), 0);
+        mg->mg_flags |= MGf_REFCOUNTED;  /* sv_magicext took its own reference */
+        SvREFCNT_dec(fetched);
+    }
+
+IV
+_detach(self)
+    SV *self
+  PREINIT:
+    MAGIC *mg;
+  CODE:
+    mg = handle_magic(aTHX_ self);
+    RETVAL = mg ? PTR2IV(mg->mg_ptr) : 0;
+    if (mg)
+        mg->mg_ptr = NULL;
+  OUTPUT:
+    RETVAL
+
+IV
+_attached(self)
+    SV *self
+  PREINIT:
+    MAGIC *mg;
+  CODE:
+    mg = handle_magic(aTHX_ self);
+    RETVAL = mg && mg->mg_ptr ? 1 : 0;
+  OUTPUT:
+    RETVAL
+
 IV
 remove(self)
     SV *self
   CODE:
-    if (sl_share_remove(handle_of(aTHX_ self)) != SL_OK)
+    if (sl_share_remove(handle_of(self)) != SL_OK)
         croak_core(aTHX_ "remove()");
     RETVAL = 1;
   OUTPUT:
@@ -131,7 +183,7 @@ _segment_size(self)
   PREINIT:
     size_t size = 0;
   CODE:
-    if (sl_share_segment_size(handle_of(aTHX_ self), &size) != SL_OK)
+    if (sl_share_segment_size(handle_of(self), &size) != SL_OK)
         croak_core(aTHX_ "size()");
     RETVAL = size;
   OUTPUT:
@@ -147,7 +199,7 @@ store(self, value = &PL_sv_undef)
     STRLEN len = 0;
     int rc;
   CODE:
-    share = handle_of(aTHX_ self);
+    share = handle_of(self);
     if (SvOK(value)) {
         if (SvUTF8(value)) {
             value = sv_mortalcopy(value);
@@ -171,26 +223,28 @@ void
 fetch(self)
     SV *self
   PREINIT:
+    MAGIC *mg;
     sl_share *share;
-    SV **cache = NULL;
+    SV *cache;
     SV *value;
     size_t len = 0;
     int unchanged = 0;
     int rc;
   PPCODE:
-    share = handle_of(aTHX_ self);
+    mg = open_magic(aTHX_ self);
+    share = (sl_share *)mg->mg_ptr;
     /* A large value is kept after a fetch and handed out again as a
      * copy-on-write copy while the head says nothing was stored since. */
-    cache = hv_fetchs((HV *)SvRV(self), "_fetched", 0);
+    cache = mg->mg_obj;
     do
-        rc = sl_share_fetch_begin(share, cache && SvPOK(*cache) ? 1 : 0, &len, &unchanged);
+        rc = sl_share_fetch_begin(share, cache && SvPOK(cache) ? 1 : 0, &len, &unchanged);
     while (INTERRUPTED(rc));
     if (rc != SL_OK)
         croak_core(aTHX_ "fetch()");
     if (unchanged) {
         sl_share_fetch_finish(share, NULL, 0);
         value = newSV(0);
-        sv_setsv_flags(value, *cache, COW_FLAGS);
+        sv_setsv_flags(value, cache, COW_FLAGS);
     } else {
         /* Two spare bytes: the NUL, and room for a copy-on-write count. */
         value = newSV(len + 2);
@@ -198,13 +252,11 @@ fetch(self)
         sl_share_fetch_finish(share, (uint8_t *)SvPVX(value), len);
         SvCUR_set(value, len);
         *SvEND(value) = '\0';
-        if (len >= CACHE_MIN) {
-            if (!cache)
-                cache = hv_fetchs((HV *)SvRV(self), "_fetched", 1);
-            if (cache)
-                sv_setsv_flags(*cache, value, COW_FLAGS);
-        } else if (cache && SvPOK(*cache)) {
-            sv_setsv(*cache, &PL_sv_undef);
+        if (cache) {
+            if (len >= CACHE_MIN)
+                sv_setsv_flags(cache, value, COW_FLAGS);
+            else if (SvOK(cache))
+                sv_setsv(cache, &PL_sv_undef);
         }
     }
     mXPUSHs(value);
@@ -224,7 +276,7 @@ lock(self, flags = &PL_sv_undef, timeout = &PL_sv_undef)
         timeout_ns = t <= 0 ? 0 : t >= 9.2e9 ? INT64_MAX : (int64_t)(t * 1e9);
     }
     do
-        rc = sl_share_lock(handle_of(aTHX_ self), SvOK(flags) ? (int)SvIV(flags) : 0, timeout_ns);
+        rc = sl_share_lock(handle_of(self), SvOK(flags) ? (int)SvIV(flags) : 0, timeout_ns);
     while (INTERRUPTED(rc));
     if (rc == SL_ERROR)
         XSRETURN_UNDEF;
@@ -236,7 +288,7 @@ unlock(self, ...)
   PREINIT:
     dXSTARG;
   PPCODE:
-    if (sl_share_unlock(handle_of(aTHX_ self)) != SL_OK)
+    if (sl_share_unlock(handle_of(self)) != SL_OK)
         XSRETURN_UNDEF;
     PUSHi(1);
 
@@ -247,7 +299,7 @@ version(self)
     dXSTARG;
     uint32_t version = 0;
   PPCODE:
-    if (sl_share_version(handle_of(aTHX_ self), &version) != SL_OK)
+    if (sl_share_version(handle_of(self), &version) != SL_OK)
         XSRETURN_UNDEF;
     PUSHu(version);
 
@@ -260,7 +312,7 @@ num_segments(self)
     int rc;
   PPCODE:
     do
-        rc = sl_share_num_segments(handle_of(aTHX_ self), &count);
+        rc = sl_share_num_segments(handle_of(self), &count);
     while (INTERRUPTED(rc));
     if (rc != SL_OK)
         XSRETURN_UNDEF;

@@ -183,12 +183,13 @@ sub _initialize {
   _fail_new( Errno::EINVAL(), ' (-size must be a whole number of bytes)' )
    unless looks_like_number( $size ) && $size >= 0 && $size == int $size;
 
-  $self->{share} = _open( $self->{key}, $size, $self->{flags} ) or do {
+  my $handle = _open( $self->{key}, $size, $self->{flags} ) or do {
     my $errno = $! + 0;
     my $why   = _last_error();
     $! = $errno;
     croak "Failed to create share: $why";
   };
+  _attach( $self, $handle );
   $self->{size}  = _segment_size( $self );
   $self->{_pid}  = $$;
   $self->{_tid}  = _thread_id();
@@ -285,22 +286,24 @@ sub destroy {
 sub DESTROY {
   my $self = shift;
   delete $LIVE{ refaddr $self };
-  my $handle = $self->{share} or return;
+  return unless _attached( $self );
   if ( $self->{destroy} && $self->{_pid} == $$ && $self->{_tid} == _thread_id() ) {
     local $@;
     eval { remove( $self ) };
   }
-  delete $self->{share};
-  _free( $handle );
+  _free( _detach( $self ) );
 }
 
-# A new thread starts with copies of every object: give each its own handle.
+# A new thread starts with copies of every object, still pointing at the
+# parent's handles: give each its own.
 sub CLONE {
   my %copies = %LIVE;
   %LIVE = ();
   for my $obj ( grep { defined } values %copies ) {
-    next unless $obj->{share};
-    $obj->{share} = eval { _clone( $obj ) } || 0;
+    next unless _attached( $obj );
+    my $handle = eval { _clone( $obj ) };
+    _detach( $obj );
+    _attach( $obj, $handle ) if $handle;
     weaken( $LIVE{ refaddr $obj } = $obj );
   }
 }
