@@ -27,6 +27,23 @@
  * (copy-on-write) only larger buffers, and copying a small one is cheap. */
 #define CACHE_MIN 4096
 
+/* True when the kept value's buffer can take the next value of len bytes in
+ * place: nobody else shares it any more (every copy handed out was dropped
+ * or written to), and it fits without wasting much. */
+static int
+reusable(SV *kept, size_t len)
+{
+#ifdef PERL_COPY_ON_WRITE
+    if (!SvPOK(kept) || SvREADONLY(kept) || SvLEN(kept) < len + 2 || SvLEN(kept) > len + len / 2 + 4096)
+        return 0;
+    return !SvIsCOW(kept) || CowREFCNT(kept) == 0;
+#else
+    (void)kept;
+    (void)len;
+    return 0;
+#endif
+}
+
 /* A blocking wait interrupted by a signal: run Perl's handler for it (which
  * may die: no lock is held and no Rust frame is on the stack here), then let
  * the caller try again. */
@@ -243,6 +260,14 @@ fetch(self)
         croak_core(aTHX_ "fetch()");
     if (unchanged) {
         sl_share_fetch_finish(share, NULL, 0);
+        value = newSV(0);
+        sv_setsv_flags(value, cache, COW_FLAGS);
+    } else if (cache && len >= CACHE_MIN && reusable(cache, len)) {
+        /* Fill the kept buffer in place (no allocation) and hand out a
+         * copy-on-write copy of it. */
+        sl_share_fetch_finish(share, (uint8_t *)SvPVX(cache), len);
+        SvCUR_set(cache, len);
+        *SvEND(cache) = '\0';
         value = newSV(0);
         sv_setsv_flags(value, cache, COW_FLAGS);
     } else {
