@@ -257,9 +257,17 @@ sub summarize {
       $row{"${impl_name}_runs"}   = $runs;
       $row{"${impl_name}_median"} = median( @$runs );
     }
-    $row{ratio} = defined $row{ours_median} && defined $row{orig_median} && $row{orig_median} > 0
-     ? $row{ours_median} / $row{orig_median}
-     : undef;
+    # Ratio: the median of each round's ours/orig, the two runs of a round
+    # being next to each other in time (drift in the machine's speed cancels);
+    # the ratio of the medians when a run failed and rounds do not pair up.
+    my ( $ours, $orig ) = ( $row{ours_runs}, $row{orig_runs} );
+    if ( @$ours && @$ours == @$orig && !grep { $_ <= 0 } @$orig ) {
+      $row{ratio} = median( map { $ours->[$_] / $orig->[$_] } 0 .. $#$ours );
+    } else {
+      $row{ratio} = defined $row{ours_median} && defined $row{orig_median} && $row{orig_median} > 0
+       ? $row{ours_median} / $row{orig_median}
+       : undef;
+    }
     push @rows, \%row;
   }
   return @rows;
@@ -272,7 +280,7 @@ sub format_or_dash {
 
 sub print_table {
   my ( $rows, $rounds ) = @_;
-  printf "\nmedian of %d round(s), ops/s\n", $rounds;
+  printf "\nmedian of %d round(s), ops/s; ratio: median of the rounds' ours/orig\n", $rounds;
   my $line = "%-16s %6s %14s %14s %8s\n";
   printf $line, qw(case size ours orig ours/orig);
   for my $row ( @$rows ) {

@@ -32,20 +32,6 @@ sub fresh_key {
   return new_key( 2 );
 }
 
-# Rows of /proc/sysvipc/{shm,sem} as hashes.
-sub proc_rows {
-  my $what = shift;
-  open my $fh, '<', "/proc/sysvipc/$what" or die "/proc/sysvipc/$what: $!";
-  my @cols = split ' ', scalar <$fh>;
-  my @rows;
-  local $_;
-  while ( <$fh> ) {
-    my %r;
-    @r{@cols} = split ' ';
-    push @rows, \%r;
-  }
-  return @rows;
-}
 
 sub shm_row {
   my $id = shift;

@@ -52,16 +52,8 @@ END { if ( $$ == $MAIN && $WD ) { local $?; kill "KILL", $WD; waitpid $WD, 0 } }
 sub enc { join ' ', map { defined $_ ? 'x' . unpack( 'H*', $_ ) : 'u' } @_ }
 sub dec { map { $_ eq 'u' ? undef : pack( 'H*', substr $_, 1 ) } split / /, shift }
 
-sub _rows {
-  my $file = shift;
-  open my $fh, '<', $file or return ();
-  my @c = split ' ', scalar <$fh>;
-  my @r;
-  while ( <$fh> ) { my %r; @r{@c} = split ' '; push @r, \%r }
-  return @r;
-}
-sub shm_rows { _rows( '/proc/sysvipc/shm' ) }
-sub sem_rows { _rows( '/proc/sysvipc/sem' ) }
+sub shm_rows { proc_rows( '/proc/sysvipc/shm' ) }
+sub sem_rows { proc_rows( '/proc/sysvipc/sem' ) }
 sub shm_keys_in { my ( $lo, $hi ) = @_; grep { $_->{key} >= $lo && $_->{key} <= $hi } shm_rows() }
 sub share_exists { my $k = shift; defined( semget( $k, 0, 0 ) ) && defined( shmget( $k, 0, 0 ) ) ? 1 : 0 }
 sub nothing_at { my $k = shift; !defined( semget( $k, 0, 0 ) ) && !defined( shmget( $k, 0, 0 ) ) ? 1 : 0 }

@@ -17,18 +17,10 @@ use Errno qw(EACCES);
 
 plan skip_all => 'needs root (to run children as uid 65534)' if $> != 0;
 
-sub _rows {
-  my $file = shift;
-  open my $fh, '<', $file or return ();
-  my @c = split ' ', scalar <$fh>;
-  my @r;
-  while ( <$fh> ) { my %r; @r{@c} = split ' '; push @r, \%r }
-  return @r;
-}
-sub shm_perms { my %p = map { $_->{shmid} => oct( $_->{perms} ) & 0777 } _rows( '/proc/sysvipc/shm' ); \%p }
+sub shm_perms { my %p = map { $_->{shmid} => oct( $_->{perms} ) & 0777 } proc_rows( '/proc/sysvipc/shm' ); \%p }
 sub sem_perm {
   my $key = shift;
-  my ( $r ) = grep { $_->{key} == $key } _rows( '/proc/sysvipc/sem' );
+  my ( $r ) = grep { $_->{key} == $key } proc_rows( '/proc/sysvipc/sem' );
   return $r ? oct( $r->{perms} ) & 0777 : undef;
 }
 

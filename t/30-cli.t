@@ -78,18 +78,6 @@ sub list_json {
 
 sub khex { sprintf '0x%08x', $_[0] & 0xffffffff }
 
-sub proc_rows {
-  my $file = shift;
-  open my $fh, '<', $file or die "$file: $!";
-  my @cols = split ' ', scalar <$fh>;
-  my @rows;
-  while ( <$fh> ) {
-    my %r;
-    @r{@cols} = split ' ';
-    push @rows, \%r;
-  }
-  return @rows;
-}
 sub shm_by_id { return { map { $_->{shmid} => $_ } proc_rows( '/proc/sysvipc/shm' ) } }
 sub sem_by_key { return { map { $_->{key} => $_ } proc_rows( '/proc/sysvipc/sem' ) } }
 

@@ -15,18 +15,6 @@ use POSIX ();
 my $root = root_dir();
 chdir $root or die "chdir $root: $!";
 
-sub proc_rows {
-  my $file = shift;
-  open my $fh, '<', $file or die "$file: $!";
-  my @cols = split ' ', scalar <$fh>;
-  my @rows;
-  while ( <$fh> ) {
-    my %r;
-    @r{@cols} = split ' ';
-    push @rows, \%r;
-  }
-  return @rows;
-}
 
 # Every SysV object as "shm:ID" / "sem:ID" => row.
 sub ipc_objects {

@@ -17,7 +17,7 @@ our @ISA = ('Exporter');
 our @EXPORT = qw(
   new_key key_block root_dir ref_lib have_ref need_ref impl_under_test
   perl_cmd run_impl spawn_impl wait_child chain_shmids purge_key
-  leaked_objects no_leaks_ok note_pid impls other_impl
+  leaked_objects no_leaks_ok note_pid impls other_impl proc_rows
 );
 
 my $ROOT = abs_path( File::Spec->catdir( dirname( __FILE__ ), '..', '..' ) );
@@ -165,12 +165,16 @@ sub purge_key {
   semctl( $sid, 0, IPC_RMID, 0 ) if defined $sid;
 }
 
-sub _proc_rows {
+# Rows of a /proc/sysvipc table ('shm', 'sem' or a path), each a hash keyed
+# by the header's columns.
+sub proc_rows {
   my $file = shift;
+  $file = "/proc/sysvipc/$file" unless $file =~ m{/};
   open my $fh, '<', $file or return ();
   my $head = <$fh>;
   my @cols = split ' ', $head;
   my @rows;
+  local $_;
   while ( <$fh> ) {
     my @f = split ' ';
     my %r;
@@ -184,13 +188,13 @@ sub _proc_rows {
 # and any segment created by one of our processes.
 sub leaked_objects {
   my @left;
-  for my $r ( _proc_rows( '/proc/sysvipc/shm' ) ) {
+  for my $r ( proc_rows( '/proc/sysvipc/shm' ) ) {
     my $k = $r->{key};
     if ( ( $k >= $BLOCK && $k < $BLOCK + 256 ) || ( $r->{cpid} && $PIDS{ $r->{cpid} } ) ) {
       push @left, "shm key=$k shmid=$r->{shmid} cpid=$r->{cpid}";
     }
   }
-  for my $r ( _proc_rows( '/proc/sysvipc/sem' ) ) {
+  for my $r ( proc_rows( '/proc/sysvipc/sem' ) ) {
     my $k = $r->{key};
     push @left, "sem key=$k semid=$r->{semid}" if $k >= $BLOCK && $k < $BLOCK + 256;
   }
@@ -206,7 +210,7 @@ sub no_leaks_ok {
 
 sub _purge_all {
   purge_key( $BLOCK + $_ ) for 0 .. 255;
-  for my $r ( _proc_rows( '/proc/sysvipc/shm' ) ) {
+  for my $r ( proc_rows( '/proc/sysvipc/shm' ) ) {
     shmctl( $r->{shmid}, IPC_RMID, 0 ) if $r->{cpid} && $PIDS{ $r->{cpid} };
   }
 }
