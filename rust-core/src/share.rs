@@ -250,39 +250,41 @@ impl Share {
 
     // ----- locking -------------------------------------------------------
 
+    /// The `semop` list that takes a lock (WIRE.md, "Semaphore operations").
+    fn lock_ops(kind: LockKind, extra: c_short) -> ([libc::sembuf; 3], usize) {
+        let op = |num: u16, op: c_short, flg: c_short| libc::sembuf { sem_num: num, sem_op: op, sem_flg: flg | extra };
+        let undo = libc::SEM_UNDO as c_short;
+        match kind {
+            LockKind::Exclusive => ([op(SEM_READERS, 0, 0), op(SEM_WRITER, 0, 0), op(SEM_WRITER, 1, undo)], 3),
+            LockKind::Shared => ([op(SEM_WRITER, 0, 0), op(SEM_READERS, 1, undo), op(SEM_READERS, 0, 0)], 2),
+        }
+    }
+
     fn sem_lock(&self, kind: LockKind, wait: Wait) -> Result<bool> {
         let nowait = if wait == Wait::No { libc::IPC_NOWAIT as c_short } else { 0 };
-        let undo = libc::SEM_UNDO as c_short;
-        let op = |num: u16, op: c_short, flg: c_short| libc::sembuf { sem_num: num, sem_op: op, sem_flg: flg | nowait };
         let timeout = match wait {
             Wait::For(d) => Some(d),
             _ => None,
         };
-        let res = match kind {
-            LockKind::Exclusive => {
-                let mut ops = [op(SEM_READERS, 0, 0), op(SEM_WRITER, 0, 0), op(SEM_WRITER, 1, undo)];
-                sys::semop(self.semid, &mut ops, timeout)
-            }
-            LockKind::Shared => {
-                let mut ops = [op(SEM_WRITER, 0, 0), op(SEM_READERS, 1, undo)];
-                sys::semop(self.semid, &mut ops, timeout)
-            }
-        };
-        match res {
+        let (mut ops, n) = Self::lock_ops(kind, nowait);
+        match sys::semop(self.semid, &mut ops[..n], timeout) {
             Ok(()) => Ok(true),
             Err(Errno(libc::EAGAIN)) if wait != Wait::Forever => Ok(false),
             Err(e) => Err(e.into()),
         }
     }
 
-    fn sem_unlock(&self, kind: LockKind) -> Result<()> {
-        let num = match kind {
+    /// The `semop` that releases a lock.
+    fn unlock_op(kind: LockKind) -> libc::sembuf {
+        let sem_num = match kind {
             LockKind::Exclusive => SEM_WRITER,
             LockKind::Shared => SEM_READERS,
         };
-        let mut ops =
-            [libc::sembuf { sem_num: num, sem_op: -1, sem_flg: (libc::SEM_UNDO | libc::IPC_NOWAIT) as c_short }];
-        sys::semop(self.semid, &mut ops, None)?;
+        libc::sembuf { sem_num, sem_op: -1, sem_flg: (libc::SEM_UNDO | libc::IPC_NOWAIT) as c_short }
+    }
+
+    fn sem_unlock(&self, kind: LockKind) -> Result<()> {
+        sys::semop(self.semid, &mut [Self::unlock_op(kind)], None)?;
         Ok(())
     }
 
@@ -351,11 +353,8 @@ impl Share {
             let released = self.unlock();
             if before == Some(LockKind::Shared) {
                 // The work is done: a signal must not make it look failed.
-                let mut ops = [
-                    libc::sembuf { sem_num: SEM_WRITER, sem_op: 0, sem_flg: 0 },
-                    libc::sembuf { sem_num: SEM_READERS, sem_op: 1, sem_flg: libc::SEM_UNDO as c_short },
-                ];
-                sys::semop_restarting(self.semid, &mut ops)?;
+                let (mut ops, n) = Self::lock_ops(LockKind::Shared, 0);
+                sys::semop_restarting(self.semid, &mut ops[..n])?;
                 self.lock = Some(LockKind::Shared);
             }
             released?;
@@ -834,11 +833,10 @@ fn open_head(
             Err(e) => return Err(e.into()),
         }
     }
-    let ex = |op: c_short, sem: u16, flg: c_short| libc::sembuf { sem_num: sem, sem_op: op, sem_flg: flg };
-    let mut lock = [ex(0, SEM_READERS, 0), ex(0, SEM_WRITER, 0), ex(1, SEM_WRITER, libc::SEM_UNDO as c_short)];
-    sys::semop(semid, &mut lock, None).map_err(gone)?;
+    let (mut lock, n) = Share::lock_ops(LockKind::Exclusive, 0);
+    sys::semop(semid, &mut lock[..n], None).map_err(gone)?;
     let res = open_head_locked(key, size, flags, semid, sem_created);
-    let mut unlock = [ex(-1, SEM_WRITER, (libc::SEM_UNDO | libc::IPC_NOWAIT) as c_short)];
+    let mut unlock = [Share::unlock_op(LockKind::Exclusive)];
     let _ = sys::semop(semid, &mut unlock, None);
     res
 }
