@@ -398,18 +398,28 @@ impl Share {
     }
 
     /// Attaches the segment after the last attached one. `Ok(None)` at the end
-    /// of the chain. With `repair` (exclusive lock held), a link to a segment
-    /// that no longer exists is cut and reported as the end.
+    /// of the chain. With `repair` (exclusive lock held, about to overwrite
+    /// the value), a link that leads nowhere sound — to a segment that no
+    /// longer exists, a loop, a segment of another size, an invalid id — is
+    /// cut and reported as the end; without, it is an error.
     fn attach_next(&mut self, repair: bool) -> Result<Option<()>> {
         let next = self.last().next_shmid();
         if next == -1 {
             return Ok(None);
         }
-        if next < 0 {
-            return Err(Error::Corrupt("invalid segment id in the chain"));
-        }
-        if self.ids.contains(&next) {
-            return Err(Error::Corrupt("the segment chain loops"));
+        let broken = if next < 0 {
+            Some("invalid segment id in the chain")
+        } else if self.ids.contains(&next) {
+            Some("the segment chain loops")
+        } else {
+            None
+        };
+        if let Some(why) = broken {
+            if !repair {
+                return Err(Error::Corrupt(why));
+            }
+            self.cut_after_last();
+            return Ok(None);
         }
         match (Segment::attach_checked(next, self.seg_size), repair) {
             // A segment marked for removal but still attached somewhere is
@@ -420,9 +430,11 @@ impl Share {
                 self.chain.push(seg);
                 Ok(Some(()))
             }
-            (Ok(Attached::WrongSize), _) => Err(Error::Corrupt("a chained segment has another size than the head")),
-            (Ok(Attached::Removed(_)), true) | (Err(Errno(libc::EINVAL | libc::EIDRM)), true) => {
-                // A writer died between removing segments and cutting the link.
+            (Ok(Attached::WrongSize), false) => Err(Error::Corrupt("a chained segment has another size than the head")),
+            // A writer died between removing segments and cutting the link
+            // (0.17 does that), or the link was damaged: cut it, touch
+            // nothing it pointed to.
+            (Ok(Attached::WrongSize | Attached::Removed(_)), true) | (Err(Errno(libc::EINVAL | libc::EIDRM)), true) => {
                 self.cut_after_last();
                 Ok(None)
             }

@@ -1121,3 +1121,33 @@ fn removed_but_still_attached_segments_are_cut_off() {
     assert_eq!(c.fetch().unwrap(), value);
     assert!(ids[1..].iter().all(|&id| !chain_ids(a.shmid()).contains(&id)));
 }
+
+/// A store over a damaged chain (a loop, a link to a segment of another
+/// size, an invalid id) cuts the bad link and writes its value into segments
+/// of its own; it never writes into, or removes, what the link pointed to.
+#[test]
+fn store_cuts_damaged_links_and_spares_their_targets() {
+    let mut a = private(64);
+    let data = 64 - HEADER;
+    a.store(&pattern(data * 2, 1)).unwrap();
+    let ids = chain_ids(a.shmid());
+    assert_eq!(ids.len(), 2);
+
+    let foreign = unsafe { libc::shmget(libc::IPC_PRIVATE, 4096, 0o600 | libc::IPC_CREAT) };
+    assert!(foreign >= 0);
+    for bad in [foreign, ids[0], -7] {
+        // The second segment now links to something it must not follow.
+        write_word(ids[1], 0, bad as u32);
+        let mut b = a.try_clone().unwrap();
+        let value = pattern(data * 4, bad as u64);
+        b.store(&value).unwrap();
+        let mut c = a.try_clone().unwrap();
+        assert_eq!(c.fetch().unwrap(), value, "after a store over link {bad}");
+        assert_eq!(c.num_segments().unwrap(), 4);
+        assert!(!chain_ids(a.shmid()).contains(&foreign));
+        a.store(&pattern(data * 2, 1)).unwrap();
+    }
+    let ds = shm_stat(foreign).expect("the foreign segment is still there");
+    assert_eq!(ds.shm_segsz, 4096);
+    shm_rmid(foreign);
+}
