@@ -1,6 +1,6 @@
 //! The C ABI used by the XS glue (`xs/sharelite.h` declares it).
 //!
-//! Every function runs its body inside [`guard`], which turns an error into
+//! Every function runs its body inside one panic boundary (`guard`), which turns an error into
 //! `SL_ERROR` with `errno` set and a message kept for [`sl_last_error`], and
 //! turns a panic into the same (a panic never unwinds into the caller).
 //! Output parameters come last, are named `out_*`, and are written only on

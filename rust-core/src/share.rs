@@ -40,7 +40,7 @@ pub enum Wait {
     For(Duration),
 }
 
-/// How to open a share; see [`Share::open`].
+/// How to open a share; see [`OpenOptions::open`].
 #[derive(Clone, Debug)]
 pub struct OpenOptions {
     key: key_t,
