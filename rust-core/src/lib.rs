@@ -28,3 +28,4 @@ pub mod sys;
 pub use error::{Error, Result};
 pub use segment::HEADER;
 pub use share::{LockGuard, LockKind, OpenOptions, Share, Wait, DEFAULT_SIZE, MAX_LENGTH};
+pub use sys::Errno;

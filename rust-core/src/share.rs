@@ -113,6 +113,14 @@ impl OpenOptions {
         f
     }
     /// Opens (or creates) the share.
+    ///
+    /// ```no_run
+    /// use sharelite::OpenOptions;
+    /// // Create the share at key 1971 if needed, readable by this user only,
+    /// // and remove it when `share` is dropped.
+    /// let share = OpenOptions::new().key(1971).create(true).mode(0o600).destroy(true).open()?;
+    /// # Ok::<(), sharelite::Error>(())
+    /// ```
     pub fn open(&self) -> Result<Share> {
         let mut share = Share::open_raw(self.key, self.size, self.flags())?;
         share.destroy = self.destroy;
@@ -243,6 +251,14 @@ impl Share {
 
     /// The head's version: 1 when created, +1 for every store (wrapping).
     /// Read without a lock, as 0.17 does.
+    ///
+    /// ```no_run
+    /// # let mut share = sharelite::OpenOptions::new().create(true).open()?;
+    /// let before = share.version()?;
+    /// share.store(b"x")?;
+    /// assert_eq!(share.version()?, before.wrapping_add(1));
+    /// # Ok::<(), sharelite::Error>(())
+    /// ```
     pub fn version(&self) -> Result<u32> {
         self.usable()?;
         Ok(self.head.version())
@@ -294,6 +310,19 @@ impl Share {
     /// Asking for the kind already held succeeds at once. Asking for the other
     /// kind first releases the one held (as 0.17 does): if the new one cannot
     /// be had, the handle holds none.
+    ///
+    /// ```no_run
+    /// # use std::time::Duration;
+    /// use sharelite::{LockKind, Wait};
+    /// # let mut share = sharelite::OpenOptions::new().create(true).open()?;
+    /// if share.lock(LockKind::Exclusive, Wait::For(Duration::from_secs(2)))? {
+    ///     share.store(b"mine for now")?;
+    ///     share.unlock()?;
+    /// } else {
+    ///     eprintln!("still locked elsewhere after 2 s");
+    /// }
+    /// # Ok::<(), sharelite::Error>(())
+    /// ```
     pub fn lock(&mut self, kind: LockKind, wait: Wait) -> Result<bool> {
         self.usable()?;
         self.end_fetch();
@@ -543,6 +572,13 @@ impl Share {
     /// handle holds it. The chain is grown first, so a failure to get a
     /// segment leaves the old value whole; a writer killed at any instant
     /// leaves a chain both implementations can use.
+    ///
+    /// ```no_run
+    /// # let mut share = sharelite::OpenOptions::new().create(true).open()?;
+    /// share.store(b"any bytes, of any length")?;
+    /// share.store(&vec![0u8; 1 << 20])?; // grows the chain as needed
+    /// # Ok::<(), sharelite::Error>(())
+    /// ```
     pub fn store(&mut self, value: &[u8]) -> Result<()> {
         if value.len() > MAX_LENGTH {
             return Err(Error::TooLong(value.len()));
@@ -637,6 +673,16 @@ impl Share {
     }
 
     /// Fetches the value into `buf` (cleared first, then filled).
+    ///
+    /// ```no_run
+    /// # let mut share = sharelite::OpenOptions::new().create(true).open()?;
+    /// let mut buf = Vec::new();
+    /// for _ in 0..3 {
+    ///     share.fetch_into(&mut buf)?; // reuses buf's allocation
+    ///     println!("{} bytes", buf.len());
+    /// }
+    /// # Ok::<(), sharelite::Error>(())
+    /// ```
     pub fn fetch_into(&mut self, buf: &mut Vec<u8>) -> Result<()> {
         let (len, _) = self.fetch_begin(false)?;
         buf.clear();
@@ -646,6 +692,12 @@ impl Share {
     }
 
     /// Fetches the value.
+    ///
+    /// ```no_run
+    /// # let mut share = sharelite::OpenOptions::new().key(1971).open()?;
+    /// let value = share.fetch()?; // empty when nothing was stored
+    /// # Ok::<(), sharelite::Error>(())
+    /// ```
     pub fn fetch(&mut self) -> Result<Vec<u8>> {
         let mut v = Vec::new();
         self.fetch_into(&mut v)?;
@@ -653,6 +705,13 @@ impl Share {
     }
 
     /// The number of segments in the chain, head included.
+    ///
+    /// ```no_run
+    /// # let mut share = sharelite::OpenOptions::new().create(true).size(4096).open()?;
+    /// share.store(&[7u8; 10_000])?;
+    /// assert_eq!(share.num_segments()?, 3); // 4080 data bytes per segment
+    /// # Ok::<(), sharelite::Error>(())
+    /// ```
     pub fn num_segments(&mut self) -> Result<usize> {
         self.usable()?;
         self.end_fetch();
@@ -679,6 +738,13 @@ impl Share {
     /// Removes the share: every segment of the chain (and chained segments of
     /// ours orphaned by killed writers), then the semaphore set. Takes the
     /// exclusive lock first. Later calls on this handle fail with `EIDRM`.
+    ///
+    /// ```no_run
+    /// # let mut share = sharelite::OpenOptions::new().key(1971).open()?;
+    /// share.remove()?;
+    /// assert!(share.fetch().is_err());
+    /// # Ok::<(), sharelite::Error>(())
+    /// ```
     pub fn remove(&mut self) -> Result<()> {
         self.usable()?;
         self.end_fetch();
