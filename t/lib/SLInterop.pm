@@ -295,8 +295,11 @@ sub finish {
   my $self = shift;
   return $self->{status} >> 8 if $self->_reap;
   my $n = $self->send( 'EXIT' );
-  eval { $self->result( $n ); 1 };
+  my $acked = eval { $self->result( $n ); 1 };
   my $rc = SLInterop::wait_bounded( $self->{pid} );
+  # 255 is what wait_bounded makes of waitpid's -1 (no such child: reaped
+  # already). An agent that acknowledged EXIT got to its clean exit.
+  $rc = 0 if defined $rc && $rc == 255 && $acked && $! == POSIX::ECHILD();
   $self->{status} = defined $rc ? $rc << 8 : 9;
   delete $LIVE{ $self->{pid} };
   if ( !defined $rc || $rc != 0 ) {
