@@ -30,13 +30,6 @@ sub make {
   return $s;
 }
 
-# (readers, writers) counts of the share's semaphore set.
-sub sem_counts {
-  my $key = shift;
-  my $id  = semget( $key, 0, 0 );
-  return ( 'nosem', 'nosem' ) unless defined $id;
-  return map { my $v = semctl( $id, $_, GETVAL, 0 ); defined $v ? 0 + $v : 'err' } 1, 2;
-}
 
 sub shm_gone {
   my $id = shift;

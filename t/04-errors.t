@@ -29,12 +29,6 @@ sub make {
   return $s;
 }
 
-sub sem_counts {
-  my $key = shift;
-  my $id  = semget( $key, 0, 0 );
-  return ( 'nosem', 'nosem' ) unless defined $id;
-  return map { my $v = semctl( $id, $_, GETVAL, 0 ); defined $v ? 0 + $v : 'err' } 1, 2;
-}
 
 # Another process (of the implementation under test) opens the share and
 # tries LOCK_EX|LOCK_NB; gives its output ('1' when it got the lock).

@@ -65,21 +65,6 @@ sub poke { my ( $id, $off, $v ) = @_; shmwrite( $id, pack( 'i', $v ), $off, 4 ) 
 my $MK = q{sub mk { my ( $n, $seed ) = @_; substr( ( "$seed:" . join( '', 'a' .. 'z', 0 .. 9 ) ) x ( 1 + $n / 30 ), 0, $n ) }};
 eval "$MK; 1" or die $@;
 
-# Run $code (in-process) with a time limit; dies "timeout" when it blocks.
-sub timed {
-  my ( $secs, $code ) = @_;
-  my @r;
-  my $ok = eval {
-    local $SIG{ALRM} = sub { die "timeout\n" };
-    alarm $secs;
-    @r = $code->();
-    alarm 0;
-    1;
-  };
-  alarm 0;
-  die $@ unless $ok;
-  return wantarray ? @r : $r[0];
-}
 
 # Run $code in a plain fork of this process (same implementation loaded);
 # returns { died => $@ of the code, res => [...], status => wait status }.

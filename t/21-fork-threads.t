@@ -46,21 +46,6 @@ sub share_exists { my $k = shift; defined( semget( $k, 0, 0 ) ) && defined( shmg
 sub nothing_at   { my $k = shift; !defined( semget( $k, 0, 0 ) ) && !defined( shmget( $k, 0, 0 ) ) ? 1 : 0 }
 sub new_share    { IPC::ShareLite->new( @_ ) }
 
-# Run $code (in-process) with a time limit; dies "timeout" when it blocks.
-sub timed {
-  my ( $secs, $code ) = @_;
-  my @r;
-  my $ok = eval {
-    local $SIG{ALRM} = sub { die "timeout\n" };
-    alarm $secs;
-    @r = $code->();
-    alarm 0;
-    1;
-  };
-  alarm 0;
-  die $@ unless $ok;
-  return wantarray ? @r : $r[0];
-}
 
 # Fork; the child runs $code (which ends the child itself, or returns: then
 # exit 0) with warnings sent back. Returns (exit status, warnings text).

@@ -137,17 +137,7 @@ sub wait_text {
 }
 
 # shmid => { key, size, cpid, nattch } for every segment
-sub shm_table {
-  my %t;
-  open my $fh, '<', '/proc/sysvipc/shm' or return ();
-  my @cols = split ' ', scalar <$fh>;
-  while ( <$fh> ) {
-    my %r;
-    @r{@cols} = split ' ';
-    $t{ $r{shmid} } = \%r;
-  }
-  return %t;
-}
+sub shm_table { map { $_->{shmid} => $_ } proc_rows( 'shm' ) }
 
 # Walk the chain by shmid: (ids, dangling?) - dangling when a link names a
 # segment that does not exist any more.

@@ -43,17 +43,7 @@ my $DATA   = $SIZE - 16;
 my $key    = new_key( 4 );
 my $tmp    = tmp_dir();
 
-sub shm_table {
-  my %t;
-  open my $fh, '<', '/proc/sysvipc/shm' or return ();
-  my @cols = split ' ', scalar <$fh>;
-  while ( <$fh> ) {
-    my %r;
-    @r{@cols} = split ' ';
-    $t{ $r{shmid} } = \%r;
-  }
-  return %t;
-}
+sub shm_table { map { $_->{shmid} => $_ } proc_rows( 'shm' ) }
 
 my %decoy;    # same / other => shmid
 sub decoys {

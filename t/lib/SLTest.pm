@@ -18,6 +18,7 @@ our @EXPORT = qw(
   new_key key_block root_dir ref_lib have_ref need_ref impl_under_test
   perl_cmd run_impl spawn_impl wait_child chain_shmids purge_key
   leaked_objects no_leaks_ok note_pid impls other_impl proc_rows
+  timed sem_counts
 );
 
 my $ROOT = abs_path( File::Spec->catdir( dirname( __FILE__ ), '..', '..' ) );
@@ -163,6 +164,32 @@ sub purge_key {
   shmctl( $_, IPC_RMID, 0 ) for chain_shmids( $key );
   my $sid = semget( $key, 0, 0 );
   semctl( $sid, 0, IPC_RMID, 0 ) if defined $sid;
+}
+
+# Runs $code, dying with "timeout\n" when it takes more than $secs seconds:
+# a test that would hang fails instead. Returns what $code returns.
+sub timed {
+  my ( $secs, $code ) = @_;
+  my @r;
+  my $ok = eval {
+    local $SIG{ALRM} = sub { die "timeout\n" };
+    alarm $secs;
+    @r = $code->();
+    alarm 0;
+    1;
+  };
+  alarm 0;
+  die $@ unless $ok;
+  return wantarray ? @r : $r[0];
+}
+
+# (readers, writers): semaphores 1 and 2 of the set at $key ('nosem' when
+# there is none, 'err' for one that cannot be read).
+sub sem_counts {
+  my $key = shift;
+  my $id  = semget( $key, 0, 0 );
+  return ( 'nosem', 'nosem' ) unless defined $id;
+  return map { my $v = semctl( $id, $_, IPC::SysV::GETVAL(), 0 ); defined $v ? 0 + $v : 'err' } 1, 2;
 }
 
 # Rows of a /proc/sysvipc table ('shm', 'sem' or a path), each a hash keyed
