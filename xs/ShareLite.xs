@@ -14,7 +14,7 @@
 #include "sharelite.h"
 
 /* Copy-on-write string copies, which the core makes by default but XS must
- * ask for. Safe here: no buffer is written after it has been shared. */
+ * ask for. Safe here: no buffer is written while it is shared (see reusable). */
 #ifndef SV_COW_OTHER_PVS
 #  define SV_COW_OTHER_PVS 0
 #endif
