@@ -136,6 +136,7 @@ struct PendingFetch {
     took_lock: bool,
     stamp: Stamp,
     len: usize,
+    unchanged: bool,
 }
 
 /// An open share.
@@ -620,7 +621,7 @@ impl Share {
         }
         match self.fetch_prepare(have_copy) {
             Ok((len, stamp, unchanged)) => {
-                self.pending = Some(PendingFetch { took_lock, stamp, len });
+                self.pending = Some(PendingFetch { took_lock, stamp, len, unchanged });
                 Ok((len, unchanged))
             }
             Err(e) => {
@@ -652,14 +653,20 @@ impl Share {
     /// releases the lock `fetch_begin` took.
     pub fn fetch_finish(&mut self, out: Option<&mut [u8]>) {
         let Some(p) = self.pending.take() else { return };
-        if let Some(buf) = out {
-            let ds = self.data_size();
-            let n = p.len.min(buf.len());
-            for (i, chunk) in buf[..n].chunks_mut(ds).enumerate() {
-                self.segment(i).read_data(0, chunk);
+        // The caller holds the value now if it kept an unchanged copy or got
+        // the whole value here; only then may a later fetch say "unchanged".
+        let complete = match out {
+            Some(buf) => {
+                let ds = self.data_size();
+                let n = p.len.min(buf.len());
+                for (i, chunk) in buf[..n].chunks_mut(ds).enumerate() {
+                    self.segment(i).read_data(0, chunk);
+                }
+                n == p.len
             }
-        }
-        self.last_fetch = Some(p.stamp);
+            None => p.unchanged,
+        };
+        self.last_fetch = if complete { Some(p.stamp) } else { None };
         if p.took_lock {
             let _ = self.sem_unlock(LockKind::Shared);
         }
