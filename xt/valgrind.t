@@ -9,7 +9,8 @@
 # frees anywhere, and 0 "definitely lost" blocks and 0 uses of uninitialised
 # values whose stack has a frame of ours (sharelite/ShareLite/sl_). Perl's own
 # leaks at exit do not count (valgrind's exit code 42 alone fails nothing).
-# The log parser is checked on a made-up log first.
+# The log parser is checked on a made-up log first. Then four files of the
+# Perl suite run under valgrind the same way.
 
 use strict;
 use warnings;
@@ -190,6 +191,40 @@ diag join "\n", @$ex[ 0 .. ( $#$ex < 4 ? $#$ex : 4 ) ] if @$ex;
 note 'valgrind error summary: ' . ( $summary // '?' ) . ' errors (perl\'s own included)';
 if ( defined $rc && $rc == 42 && !@$ex ) {
   note 'valgrind exit 42 comes from errors outside our code';
+}
+
+# Files of the Perl suite itself, each under valgrind the same way (the
+# processes they start run without it), judged by the same log checks.
+for my $t ( qw( t/01-sharelite.t t/03-methods.t t/04-errors.t t/07-fetch-cache.t ) ) {
+  ( my $name = $t ) =~ s{\W}{_}g;
+  my ( $tlog, $tout ) = ( "$tmp/$name.log", "$tmp/$name.out" );
+  my $t1   = time;
+  my $tpid = fork;
+  die "fork: $!" unless defined $tpid;
+  if ( !$tpid ) {
+    $ENV{PERL_DESTRUCT_LEVEL} = 2;
+    delete @ENV{qw(PERL5LIB PERLLIB)};
+    chdir $root or POSIX::_exit( 96 );
+    open STDOUT, '>', $tout or POSIX::_exit( 97 );
+    open STDERR, '>&', \*STDOUT or POSIX::_exit( 97 );
+    # No --error-exitcode: forked children run under valgrind too, and the
+    # tests check their exit codes. One log per process.
+    exec( $vg, '--tool=memcheck', '--errors-for-leak-kinds=definite', '--leak-check=full',
+      '--num-callers=40', "--suppressions=$supp", "--log-file=$tlog.%p",
+      $^X, "-I$root/blib/arch", "-I$root/blib/lib", $t ) or POSIX::_exit( 98 );
+  }
+  note_pid( $tpid );
+  my $trc = wait_bounded( $tpid, 600 );
+  note sprintf( '%s under valgrind: %.1f s, exit %s', $t, time - $t1, $trc // 'killed after 600 s' );
+  my $tap = do { local ( @ARGV, $/ ) = ( $tout ); <> } // '';
+  my @failed = grep { !/# TODO/ } $tap =~ /^(not ok .*)$/mg;
+  ok( defined $trc && $trc == 0 && $tap =~ /^1\.\.\d+/m && !@failed, "$t passes under valgrind" )
+    or diag join "\n", @failed, substr( $tap, -2000 );
+  my $all = join '', map { local ( @ARGV, $/ ) = ( $_ ); <> // '' } glob( "$tlog.*" );
+  my ( $tn, undef, $tex ) = parse_log( $all );
+  is( $tn->{invalid} + $tn->{definite} + $tn->{uninit} + $tn->{other}, 0,
+    "$t: no invalid access, no definite leak or other memcheck error from our code" )
+    or diag join "\n", @$tex[ 0 .. ( $#$tex < 4 ? $#$tex : 4 ) ];
 }
 
 no_leaks_ok();
