@@ -217,7 +217,9 @@ To store a reference, serialize it yourself, e.g. with L<Storable>:
 Returns the stored value, or the empty string if nothing was stored. Croaks
 C<IPC::ShareLite fetch() error: E<lt>reasonE<gt>> on failure, for example when
 the share's header is corrupted. Fetching a value nothing has changed since
-this object's last fetch returns it without copying it again.
+this object's last fetch returns it without copying it again: the object keeps
+the last value of 4 KB or more that it fetched (sharing its memory with the
+copy it returned, copy-on-write) until its next fetch or its end.
 
 =head2 C<< lock( $type, $timeout ) >>
 
