@@ -21,8 +21,12 @@ our %EXPORT_TAGS = (
 );
 our @EXPORT_OK = qw(
   IPC_CREAT IPC_EXCL IPC_RMID IPC_PRIVATE IPC_STAT GETVAL SETVAL GETALL SEM_UNDO
-  LOCK_EX LOCK_SH LOCK_UN LOCK_NB
+  LOCK_EX LOCK_SH LOCK_UN LOCK_NB IPC_STATE
 );
+
+# 0.17 listed this misspelling of IPC_STAT for export; scripts that import it
+# keep compiling.
+sub IPC_STATE () { IPC_STAT }
 
 XSLoader::load( 'IPC::ShareLite', $VERSION );
 
