@@ -36,16 +36,7 @@ need_ref();
 my $ORIG = impl_under_test() eq 'orig';
 my $MAIN = $$;
 
-# ---- watchdog: whatever happens, this file ends within $LIMIT seconds ----
-my $LIMIT = 400;
-my $WD = fork;
-if ( defined $WD && !$WD ) {
-  for ( 1 .. $LIMIT ) { sleep 1; POSIX::_exit( 0 ) if getppid != $MAIN }
-  print STDERR "# watchdog: killing $0 after ${LIMIT}s\n";
-  kill 'KILL', $MAIN;
-  POSIX::_exit( 0 );
-}
-END { if ( $$ == $MAIN && $WD ) { local $?; kill "KILL", $WD; waitpid $WD, 0 } }
+watchdog( 400 );    # whatever happens, this file ends within 400 s
 
 # ---- helpers -------------------------------------------------------------
 

@@ -32,15 +32,7 @@ use POSIX ();
 use Time::HiRes qw(time sleep);
 
 my $MAIN  = $$;
-my $LIMIT = 240;
-my $WD    = fork;
-if ( defined $WD && !$WD ) {
-  for ( 1 .. $LIMIT ) { sleep 1; POSIX::_exit( 0 ) if getppid != $MAIN }
-  print STDERR "# watchdog: killing $0 after ${LIMIT}s\n";
-  kill 'KILL', $MAIN;
-  POSIX::_exit( 0 );
-}
-END { if ( $$ == $MAIN && $WD ) { local $?; kill 'KILL', $WD; waitpid $WD, 0 } }
+watchdog( 240 );    # whatever happens, this file ends within 240 s
 
 sub share_exists { my $k = shift; defined( semget( $k, 0, 0 ) ) && defined( shmget( $k, 0, 0 ) ) ? 1 : 0 }
 sub nothing_at   { my $k = shift; !defined( semget( $k, 0, 0 ) ) && !defined( shmget( $k, 0, 0 ) ) ? 1 : 0 }

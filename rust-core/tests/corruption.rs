@@ -7,6 +7,7 @@
 //! segment appearing or disappearing. Set SHARELITE_CORRUPTION_SEED and
 //! SHARELITE_CORRUPTION_ITERS to replay or lengthen a run.
 
+mod common;
 use std::collections::BTreeSet;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::mpsc;
@@ -21,31 +22,7 @@ const CALL_LIMIT: Duration = Duration::from_secs(2);
 
 // ----- helpers ----------------------------------------------------------------
 
-struct Rng(u64);
-
-impl Rng {
-    fn new(seed: u64) -> Rng {
-        Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
-    }
-    fn next(&mut self) -> u64 {
-        let mut x = self.0;
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        self.0 = x;
-        x
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-    /// Uniform in lo..=hi.
-    fn range(&mut self, lo: i64, hi: i64) -> i64 {
-        lo + (self.next() % ((hi - lo) as u64 + 1)) as i64
-    }
-    fn bytes(&mut self, n: usize) -> Vec<u8> {
-        (0..n).map(|_| self.next() as u8).collect()
-    }
-}
+use common::Rng;
 
 fn shm_stat(id: i32) -> Option<libc::shmid_ds> {
     let mut ds: libc::shmid_ds = unsafe { std::mem::zeroed() };

@@ -5,6 +5,7 @@
 //! tests each use their own key (`key(n)`, n < 8); most tests use private
 //! shares and `try_clone` for a second handle.
 
+mod common;
 use std::collections::HashSet;
 use std::ops::{Deref, DerefMut};
 use std::sync::mpsc;
@@ -28,27 +29,7 @@ fn key(n: i32) -> i32 {
     0x6000_0000 + ((std::process::id() as i32 & 0x3F_FFFF) * 8) + n
 }
 
-struct Rng(u64);
-
-impl Rng {
-    fn new(seed: u64) -> Rng {
-        Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
-    }
-    fn next(&mut self) -> u64 {
-        let mut x = self.0;
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        self.0 = x;
-        x
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-    fn bytes(&mut self, n: usize) -> Vec<u8> {
-        (0..n).map(|_| self.next() as u8).collect()
-    }
-}
+use common::Rng;
 
 fn pattern(n: usize, seed: u64) -> Vec<u8> {
     Rng::new(seed ^ n as u64).bytes(n)

@@ -18,7 +18,7 @@ our @EXPORT = qw(
   new_key key_block root_dir ref_lib have_ref need_ref impl_under_test
   perl_cmd run_impl spawn_impl wait_child chain_shmids purge_key
   leaked_objects no_leaks_ok note_pid impls other_impl proc_rows
-  timed sem_counts
+  timed sem_counts watchdog
 );
 
 my $ROOT = abs_path( File::Spec->catdir( dirname( __FILE__ ), '..', '..' ) );
@@ -183,6 +183,23 @@ sub timed {
   return wantarray ? @r : $r[0];
 }
 
+# Whatever happens, the test file ends within $limit seconds: a forked
+# watchdog SIGKILLs it then (and goes away with it, or at its END).
+my $WATCHDOG;
+sub watchdog {
+  my $limit = shift;
+  my $main  = $$;
+  my $pid   = fork;
+  if ( defined $pid && !$pid ) {
+    for ( 1 .. $limit ) { sleep 1; POSIX::_exit( 0 ) if getppid != $main }
+    print STDERR "# watchdog: killing $0 after ${limit}s\n";
+    kill 'KILL', $main;
+    POSIX::_exit( 0 );
+  }
+  $WATCHDOG = $pid;
+  return $pid;
+}
+
 # (readers, writers): semaphores 1 and 2 of the set at $key ('nosem' when
 # there is none, 'err' for one that cannot be read).
 sub sem_counts {
@@ -248,6 +265,7 @@ _purge_all();
 END {
   if ( $$ == $MAIN_PID ) {
     my $st = $?;
+    if ( $WATCHDOG ) { kill 'KILL', $WATCHDOG; waitpid $WATCHDOG, 0 }
     _purge_all();
     $? = $st;
   }
