@@ -214,6 +214,10 @@ impl Chain {
 
     /// Makes `count` segments (head included) attached, following the chain;
     /// with [`Grow::Yes`], creates and links new segments where it ends.
+    ///
+    /// A store that cannot get every segment it needs (the system's segment
+    /// or memory limits) fails having removed each segment it created here,
+    /// so the system holds exactly what it held before the call.
     pub(crate) fn ensure(&mut self, count: usize, grow: Grow) -> Result<()> {
         let bad = match grow {
             Grow::Yes => BadLink::Cut,
@@ -226,12 +230,34 @@ impl Chain {
             if grow == Grow::No {
                 return Err(Error::Corrupt("the length runs past the end of the chain"));
             }
-            let seg = self.create_segment()?;
-            self.last().set_next_shmid(seg.shmid());
-            self.ids.insert(seg.shmid());
-            self.rest.push(seg);
+            let first_new = self.rest.len();
+            while self.attached() < count {
+                match self.create_segment() {
+                    Ok(seg) => {
+                        self.last().set_next_shmid(seg.shmid());
+                        self.ids.insert(seg.shmid());
+                        self.rest.push(seg);
+                    }
+                    Err(e) => {
+                        self.remove_from(first_new);
+                        return Err(e);
+                    }
+                }
+            }
         }
         Ok(())
+    }
+
+    /// Unlinks and removes the attached segments from `rest[first]` on:
+    /// segments this handle created and linked under the exclusive lock, so
+    /// no other process can have reached them. The link to the first is cut
+    /// before anything is removed.
+    fn remove_from(&mut self, first: usize) {
+        self.segment(first).set_next_shmid(-1);
+        for seg in self.rest.drain(first..) {
+            self.ids.remove(&seg.shmid());
+            let _ = sys::shm_remove(seg.shmid());
+        }
     }
 
     /// A new chained segment: private key (never findable by key), the

@@ -13,7 +13,7 @@ const SHM_DEST: u32 = 0o1000;
 /// Removes the orphans of the share whose head is `head` (segments of
 /// `seg_size` bytes and permission bits `mode`). They are known by what
 /// they are: private, this share's size, and either tagged with this head,
-/// or with a header still all zero, this share's mode, attached nowhere and
+/// or not yet tagged (a header all zero, or naming this head without the tag), this share's mode, attached nowhere and
 /// made by a process that is gone.
 pub(crate) fn sweep(head: c_int, seg_size: usize, mode: c_int) {
     let Ok(text) = std::fs::read_to_string("/proc/sysvipc/shm") else { return };
@@ -45,7 +45,7 @@ pub(crate) fn sweep(head: c_int, seg_size: usize, mode: c_int) {
         }
         let untagged_candidate = nattch == 0 && perms & 0o777 == mode as u32 && !process_alive(cpid);
         if let Ok(Attached::Live(seg)) = Segment::attach_checked(id, seg_size) {
-            if seg.is_chained_of(head) || (untagged_candidate && seg.header_is_zero()) {
+            if seg.is_chained_of(head) || (untagged_candidate && seg.is_untagged_of(head)) {
                 let _ = sys::shm_remove(id);
             }
         }
