@@ -60,8 +60,7 @@ sub ref_lib {
   die "fork: $!" unless defined $pid;
   unless ( $pid ) {
     open STDERR, '>', File::Spec->devnull;
-    exec $^X, "-I$lib", '-e', 'require IPC::ShareLite';
-    POSIX::_exit( 127 );
+    exec( $^X, "-I$lib", '-e', 'require IPC::ShareLite' ) or POSIX::_exit( 127 );
   }
   waitpid( $pid, 0 );
   if ( $? ) { $REF_WHY = "in .ref/0.17 does not load into $^X"; return undef }
