@@ -480,9 +480,10 @@ Objects are thread-safe: each new thread gets its own handle on the same share
 Scripts written for 0.17 run unchanged: same constructor arguments, methods,
 return values, messages (with the reason added) and exports.
 
-The in-memory format and the locking protocol are 0.17's too, so processes
-running 0.17 and processes running this version can use one share at the same
-time, locks included, and either can create, read, write or remove it. Two
+The in-memory format and the locking protocol are 0.17's too (the
+distribution's F<doc/FORMAT.md> describes them), so processes running 0.17
+and processes running this version can use one share at the same time, locks
+included, and either can create, read, write or remove it. Two
 things to know when mixing them:
 
 =over
