@@ -1,5 +1,5 @@
-# Defects of the original IPC::ShareLite 0.17 that we fix (WIRE.md "Known
-# defects", ShareLite.pm "DIFFERENCES FROM 0.17"): one subtest per defect,
+# Defects of the original IPC::ShareLite 0.17 that we fix (doc/FORMAT.md
+# section 6, ShareLite.pm "DIFFERENCES FROM 0.17"): one subtest per defect,
 # each written to FAIL with 0.17's behaviour and pass with ours:
 #  (1) key collisions with K+1.. (ours chains with IPC_PRIVATE keys; opening a
 #      key that holds a 0.17 data segment fails instead of corrupting it),
