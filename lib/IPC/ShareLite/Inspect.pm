@@ -67,7 +67,9 @@ Nothing is exported by default; C<:all> exports every function below.
 
 =head1 KEYS
 
-=head2 key_from_string( $string, %options )
+=head2 key_from_string
+
+    my $key = key_from_string( $string, %options );
 
 The key IPC::ShareLite uses for C<< -key => $string >>: a string of digits
 is the number (returned as given); any other string of at most four 8-bit
@@ -122,7 +124,9 @@ sub key_from_string {
 
 sub _too_large { croak "Key $_[0] is too large: a key_t has 32 bits" }
 
-=head2 signed_key( $number )
+=head2 signed_key
+
+    my $key_t = signed_key( $number );
 
 The low 32 bits of C<$number> as a signed C<key_t> (what F</proc/sysvipc>
 shows): C<signed_key(0xfffffffe)> is -2.
@@ -133,14 +137,21 @@ sub signed_key { unpack( 'l', pack( 'L', $_[0] & 0xffffffff ) ) }
 
 =head1 SEGMENTS AND CHAINS
 
-=head2 HEADER_SIZE, CHAIN_TAG
+=head2 HEADER_SIZE
+
+=head2 CHAIN_TAG
+
+    my $bytes = HEADER_SIZE;    # 16
+    my $tag   = CHAIN_TAG;      # 0x534c4348
 
 Constants: the 16 bytes of header at the start of every segment, and
 0x534c4348 (C<'SLCH'>), the tag this implementation writes into the
 C<shm_state> field of the chained segments it creates (their C<version>
 field then holds the shmid of the head they were made for).
 
-=head2 read_header( $shmid )
+=head2 read_header
+
+    my $header = read_header( $shmid );
 
 The header of segment C<$shmid>, read with C<shmread>, as a hash reference
 C<< { next_shmid, length, shm_state, version } >> (native-endian: two signed
@@ -159,7 +170,9 @@ sub read_header {
   return \%h;
 }
 
-=head2 segment_stat( $shmid )
+=head2 segment_stat
+
+    my $stat = segment_stat( $shmid );
 
 C<IPC_STAT> of a segment as a hash reference with the fields of
 L<IPC::SharedMem>'s C<stat>: C<uid>, C<gid>, C<cuid>, C<cgid>, C<mode>
@@ -176,7 +189,9 @@ sub segment_stat {
   return { map { $_ => $st->$_ } qw(uid gid cuid cgid mode segsz lpid cpid nattch atime dtime ctime) };
 }
 
-=head2 segment_size( $shmid )
+=head2 segment_size
+
+    my $bytes = segment_size( $shmid );
 
 The size in bytes of segment C<$shmid> (C<shm_segsz>), undef with C<$!> set
 on failure.
@@ -188,7 +203,9 @@ sub segment_size {
   return $st->{segsz};
 }
 
-=head2 walk_chain( $head_shmid, %options )
+=head2 walk_chain
+
+    my $walk = walk_chain( $head_shmid, %options );
 
 Follows C<next_shmid> from the head, reading each header with C<shmread>.
 Returns a hash reference:
@@ -272,7 +289,9 @@ sub walk_chain {
   return \%w;
 }
 
-=head2 segments_for( $length, $segment_size )
+=head2 segments_for
+
+    my $count = segments_for( $length, $segment_size );
 
 How many segments, head included, a value of C<$length> bytes occupies in
 segments of C<$segment_size> bytes: C<ceil($length / ($segment_size - 16))>,
@@ -290,7 +309,12 @@ sub segments_for {
 
 =head1 LISTING SYSV OBJECTS
 
-=head2 list_segments( %options ), list_semaphores( %options )
+=head2 list_segments
+
+=head2 list_semaphores
+
+    my @segments = list_segments( %options );
+    my @sets     = list_semaphores( %options );
 
 Every SysV shared memory segment, or semaphore set, the system shows to
 this process, each as a hash reference. Fields (undef where the source does
@@ -361,7 +385,9 @@ sub _from_proc {
 
 sub _num { defined $_[0] && $_[0] =~ /\A-?\d+\z/ ? 0 + $_[0] : undef }
 
-=head2 proc_rows( $file )
+=head2 proc_rows
+
+    my @rows = proc_rows( $file );
 
 The rows of a F</proc/sysvipc> table (C<'shm'>, C<'sem'>, C<'msg'> or a
 path), each a hash reference keyed by the column names of its header line,
@@ -387,7 +413,9 @@ sub proc_rows {
   return @rows;
 }
 
-=head2 parse_ipcs( @texts )
+=head2 parse_ipcs
+
+    my $objects = parse_ipcs( @texts );
 
 Parses the output of C<ipcs> into C<< { shm => [...], sem => [...] } >>,
 rows shaped as for L</list_segments> and L</list_semaphores>. Columns are
@@ -540,7 +568,9 @@ sub _run {
 
 =head1 ORPHANED SEGMENTS
 
-=head2 process_alive( $pid )
+=head2 process_alive
+
+    my $alive = process_alive( $pid );
 
 False only when C<kill 0> says there is no process C<$pid> (ESRCH); true
 for a live one, one of another user (EPERM), and for a pid that is 0,
@@ -555,7 +585,9 @@ sub process_alive {
   return $! == Errno::ESRCH() ? 0 : 1;
 }
 
-=head2 orphans( %options )
+=head2 orphans
+
+    my @orphans = orphans( %options );
 
 Chained segments made by this implementation whose share is gone (removed
 by 0.17, by C<ipcrm>, or by a process killed while removing it), which
@@ -636,7 +668,9 @@ sub _orphan {
   };
 }
 
-=head2 remove_orphan( $orphan )
+=head2 remove_orphan
+
+    my $removed = remove_orphan( $orphan );
 
 Checks the segment of C<$orphan> (a hash reference from L</orphans>, or a
 shmid) again from a fresh C<IPC_STAT> and header, exactly as L</orphans>
