@@ -7,6 +7,7 @@ use Carp qw(croak);
 use Errno ();
 use Fcntl qw(LOCK_EX LOCK_SH LOCK_UN LOCK_NB);
 use IPC::SysV qw(IPC_CREAT IPC_EXCL IPC_RMID IPC_PRIVATE IPC_STAT GETVAL SETVAL GETALL SEM_UNDO);
+use IPC::ShareLite::Inspect qw(key_from_string);
 use Scalar::Util qw(weaken refaddr looks_like_number);
 use XSLoader;
 use Exporter qw(import);
@@ -174,13 +175,7 @@ sub _fail_new {
 sub _initialize {
   my ( $self, $args ) = @_;
 
-  my $key = $args->{key} || $args->{glue} || IPC_PRIVATE;
-  unless ( $key =~ /^\d+$/ ) {
-    croak "Key must be a number or four character string" if length $key > 4;
-    croak "$key is not 8-bit clean" if grep { ord > 255 } split //, $key;
-    $key = unpack( 'i', pack( 'A4', $key ) );
-  }
-  $self->{key} = $key;
+  $self->{key} = key_from_string( $args->{key} || $args->{glue} || IPC_PRIVATE );
 
   $self->{create}    = _flag( $args->{create} )    ? IPC_CREAT              : 0;
   $self->{exclusive} = _flag( $args->{exclusive} ) ? IPC_EXCL | IPC_CREAT : 0;
