@@ -388,8 +388,8 @@ The four above and C<IPC_CREAT>, C<IPC_EXCL>, C<IPC_RMID> and C<IPC_PRIVATE>
 
 =item C<IPC_STAT>, C<GETVAL>, C<SETVAL>, C<GETALL>, C<SEM_UNDO>
 
-The L<IPC::SysV> constants of those names, one by one (C<EXPORT_OK>), as do
-every name in the tags.
+The L<IPC::SysV> constants of those names. These, and every name in the tags,
+can also be imported one by one (C<@EXPORT_OK>).
 
 =item C<IPC_STATE>
 
