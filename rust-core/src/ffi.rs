@@ -77,7 +77,12 @@ unsafe fn share_mut<'a>(share: *mut sl_share) -> Result<&'a mut Share> {
 /// # Safety
 /// `out_share` must be valid for a write.
 #[no_mangle]
-pub unsafe extern "C" fn sl_share_open(key: crate::sys::Key, size: size_t, flags: c_int, out_share: *mut *mut sl_share) -> c_int {
+pub unsafe extern "C" fn sl_share_open(
+    key: crate::sys::Key,
+    size: size_t,
+    flags: c_int,
+    out_share: *mut *mut sl_share,
+) -> c_int {
     guard(|| {
         let share = Share::open_raw(key, size, flags)?;
         // SAFETY: the caller guarantees out_share is writable.

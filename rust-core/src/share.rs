@@ -1,7 +1,7 @@
 //! A share: the handle on one semaphore set and the chain of segments behind
 //! one key, with the store, fetch, lock and remove operations of FORMAT.md.
 
-use libc::{c_int, key_t};
+use libc::c_int;
 
 use crate::chain::{Chain, Grow};
 use crate::error::{Error, Result};
@@ -9,7 +9,7 @@ use crate::lock::{self, LockKind, Wait};
 use crate::open::{self, OpenOptions};
 use crate::orphans;
 use crate::segment::Segment;
-use crate::sys;
+use crate::sys::{self, Key};
 
 /// The longest value the format's int32 length field can describe.
 pub const MAX_LENGTH: usize = i32::MAX as usize;
@@ -55,7 +55,7 @@ struct PendingFetch {
 /// released when it is dropped (in the process that took them).
 #[derive(Debug)]
 pub struct Share {
-    key: key_t,
+    key: Key,
     semid: c_int,
     chain: Chain,
     lock: Option<LockKind>,
@@ -74,12 +74,12 @@ impl Share {
     /// `EEXIST` with `IPC_EXCL` when it exists (or when the key holds a segment
     /// that is no share head), `EACCES` when the mode forbids it, `EINVAL` or
     /// `ENOSPC` for a size or count the system refuses.
-    pub fn open_raw(key: key_t, size: usize, flags: c_int) -> Result<Share> {
+    pub fn open_raw(key: Key, size: usize, flags: c_int) -> Result<Share> {
         let opened = open::open(key, size, flags)?;
         Ok(Share::with_head(key, opened.semid, flags & 0o777, opened.head))
     }
 
-    fn with_head(key: key_t, semid: c_int, mode: c_int, head: Segment) -> Share {
+    fn with_head(key: Key, semid: c_int, mode: c_int, head: Segment) -> Share {
         Share {
             key,
             semid,
@@ -102,7 +102,7 @@ impl Share {
     }
 
     /// The key the share was opened with.
-    pub fn key(&self) -> key_t {
+    pub fn key(&self) -> Key {
         self.key
     }
     /// The semaphore set's id.

@@ -92,10 +92,7 @@ pub fn shm_list() -> Option<Vec<(c_int, ShmStat)>> {
     let mut buf: Vec<ShmidKernel> = Vec::with_capacity(len / stride + 16);
     let mut len = buf.capacity() * stride;
     // SAFETY: buf has room for len bytes; the kernel writes at most that.
-    check(unsafe {
-        libc::sysctlbyname(name, buf.as_mut_ptr() as *mut c_void, &mut len, std::ptr::null(), 0)
-    })
-    .ok()?;
+    check(unsafe { libc::sysctlbyname(name, buf.as_mut_ptr() as *mut c_void, &mut len, std::ptr::null(), 0) }).ok()?;
     if len % stride != 0 {
         return None; // not the layout declared here: no list rather than a wrong one
     }

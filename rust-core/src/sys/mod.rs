@@ -21,7 +21,19 @@ use std::time::{Duration, Instant};
 
 use libc::{c_int, c_short, c_ushort, c_void};
 
-#[cfg_attr(any(target_os = "linux", target_os = "android"), path = "linux.rs")]
+#[cfg(not(any(
+    target_os = "linux",
+    target_os = "freebsd",
+    target_os = "macos",
+    target_os = "ios",
+    target_os = "netbsd",
+    target_os = "openbsd",
+    target_os = "solaris",
+    target_os = "illumos"
+)))]
+compile_error!("no SysV IPC layer for this system in rust-core/src/sys (see PORTABILITY in the README)");
+
+#[cfg_attr(target_os = "linux", path = "linux.rs")]
 #[cfg_attr(target_os = "freebsd", path = "freebsd.rs")]
 #[cfg_attr(any(target_os = "macos", target_os = "ios"), path = "apple.rs")]
 #[cfg_attr(target_os = "netbsd", path = "netbsd.rs")]
@@ -194,7 +206,7 @@ const POLL_MAX: Duration = Duration::from_millis(50);
 
 /// A timed `semop` from non-blocking tries and sleeps (see [`semop`]), for
 /// systems without `semtimedop`.
-#[cfg_attr(any(target_os = "linux", target_os = "android"), allow(dead_code))]
+#[cfg_attr(target_os = "linux", allow(dead_code))]
 fn semop_polled(semid: c_int, ops: &mut [Sembuf], timeout: Duration) -> Result<(), Errno> {
     let deadline = Instant::now().checked_add(timeout);
     let saved: Vec<c_short> = ops.iter().map(|o| o.sem_flg).collect();
@@ -226,7 +238,7 @@ fn semop_polled(semid: c_int, ops: &mut [Sembuf], timeout: Duration) -> Result<(
 }
 
 /// `nanosleep(2)` once; `EINTR` when a signal cut it short.
-#[cfg_attr(any(target_os = "linux", target_os = "android"), allow(dead_code))]
+#[cfg_attr(target_os = "linux", allow(dead_code))]
 fn sleep(d: Duration) -> Result<(), Errno> {
     let ts = libc::timespec {
         tv_sec: d.as_secs().min(libc::time_t::MAX as u64) as libc::time_t,
@@ -387,7 +399,7 @@ const SHM_DEST_LINUX: u32 = 0o1000;
 /// Parses the lines of Linux's `/proc/sysvipc/shm` (a header naming the
 /// columns, then one line per segment); kept here, not in `linux.rs`, so that
 /// its test runs everywhere.
-#[cfg_attr(not(any(target_os = "linux", target_os = "android")), allow(dead_code))]
+#[cfg_attr(not(target_os = "linux"), allow(dead_code))]
 fn parse_proc_shm(text: &str) -> Option<Vec<(c_int, ShmStat)>> {
     let mut lines = text.lines();
     let cols: Vec<&str> = lines.next()?.split_whitespace().collect();
@@ -457,7 +469,7 @@ mod tests {
     }
 
     /// The declarations this module uses on Linux against the libc crate's.
-    #[cfg(any(target_os = "linux", target_os = "android"))]
+    #[cfg(target_os = "linux")]
     #[test]
     fn linux_declarations_match_libc() {
         macro_rules! offset_of {
@@ -490,7 +502,7 @@ mod tests {
         assert_eq!(classic::SETVAL, 8);
     }
 
-    #[cfg(any(target_os = "linux", target_os = "android"))]
+    #[cfg(target_os = "linux")]
     #[test]
     fn setval_reads_back_and_stat_and_list_agree() {
         let semid = semget(IPC_PRIVATE, 3, 0o600 | IPC_CREAT).unwrap();
@@ -529,7 +541,7 @@ mod tests {
 /// The semaphore constants of the classic SysV headers, which the BSDs,
 /// macOS, Solaris and illumos share (`sys/sem.h`: `SEM_UNDO` 010000,
 /// `GETVAL` 5, `SETVAL` 8); Linux has its own.
-#[cfg_attr(any(target_os = "linux", target_os = "android"), allow(dead_code))]
+#[cfg_attr(target_os = "linux", allow(dead_code))]
 mod classic {
     use libc::c_int;
     pub const SEM_UNDO: c_int = 0o10000;
