@@ -263,7 +263,7 @@ impl Chain {
     /// A new chained segment: private key (never findable by key), the
     /// share's mode, empty header tagged with the head.
     fn create_segment(&self) -> Result<Segment> {
-        let id = sys::shmget(libc::IPC_PRIVATE, self.seg_size, self.mode | libc::IPC_CREAT | libc::IPC_EXCL)?;
+        let id = sys::shmget(sys::IPC_PRIVATE, self.seg_size, self.mode | sys::IPC_CREAT | sys::IPC_EXCL)?;
         match sys::Attachment::attach_sized(id, self.seg_size) {
             Ok(att) => {
                 let seg = Segment::new(att);
