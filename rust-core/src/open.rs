@@ -1,4 +1,4 @@
-//! Opening a share (FORMAT.md, "Open"): the options, the races between
+//! Opening a share (doc/FORMAT.md, 5.1 "Open"): the options, the races between
 //! processes creating the same key, and the one-time head initialisation.
 //! (`OpenOptions::open`, which makes the [`Share`](crate::Share), is in `share.rs`.)
 

@@ -1,4 +1,4 @@
-//! One attached segment and its 16-byte header (WIRE.md, "Objects behind one key").
+//! One attached segment and its 16-byte header (doc/FORMAT.md, 2 "The header").
 //!
 //! Other processes write the same memory, so every header field is read and
 //! written with one volatile, aligned 32-bit access, and the data area is only

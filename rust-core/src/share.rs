@@ -1,5 +1,5 @@
 //! A share: the handle on one semaphore set and the chain of segments behind
-//! one key, with the store, fetch, lock and remove operations of FORMAT.md.
+//! one key, with the store, fetch, lock and remove operations of doc/FORMAT.md (5).
 
 use libc::c_int;
 
@@ -290,7 +290,7 @@ impl Share {
 
     // ----- store / fetch -------------------------------------------------
 
-    /// Stores `value` (WIRE.md "Store"), taking the exclusive lock unless this
+    /// Stores `value` (doc/FORMAT.md, 5.3 "Store"), taking the exclusive lock unless this
     /// handle holds it. The chain is grown first, so a failure to get a
     /// segment leaves the old value whole; a writer killed at any instant
     /// leaves a chain both implementations can use.

@@ -51,7 +51,7 @@ IPC::ShareLite::Inspect - look at IPC::ShareLite shares without opening them
 =head1 DESCRIPTION
 
 One copy of what the Perl side of this distribution knows about the objects
-behind a share (see F<WIRE.md>): how a key is made from a string, the 16-byte
+behind a share (see F<doc/FORMAT.md>): how a key is made from a string, the 16-byte
 segment header, following a chain of segments, listing the SysV segments and
 semaphore sets of the host, and finding chained segments this implementation
 made whose share is gone. Used by the C<sharelite> command, the test
@@ -726,6 +726,6 @@ __END__
 
 =head1 SEE ALSO
 
-L<IPC::ShareLite>, L<sharelite>, F<WIRE.md> in the distribution, ipcs(1).
+L<IPC::ShareLite>, L<sharelite>, F<doc/FORMAT.md> in the distribution, ipcs(1).
 
 =cut

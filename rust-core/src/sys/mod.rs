@@ -43,7 +43,7 @@ mod os;
 
 /// A SysV IPC key (`key_t`): 32 bits on Linux, macOS and Solaris, 64 on the
 /// BSDs. A four-character string key is the native-endian `int32` of its
-/// bytes on every system (WIRE.md), widened to this type.
+/// bytes on every system (doc/FORMAT.md, 7), widened to this type.
 pub type Key = libc::key_t;
 
 /// The key no other process can open by (`IPC_PRIVATE`).
