@@ -11,8 +11,8 @@ use Carp qw(croak);
 use Errno ();
 use Exporter qw(import);
 use IPC::SysV qw(IPC_STAT IPC_RMID GETVAL);
+use File::Spec ();
 use IPC::SharedMem ();
-use IPC::Semaphore ();
 
 our $VERSION = '0.18';
 
@@ -738,7 +738,6 @@ sub _key_of {
   return $seg ? $seg->{key} : undef;
 }
 
-require File::Spec;
 
 1;
 
