@@ -10,7 +10,7 @@ use warnings;
 use Carp qw(croak);
 use Errno ();
 use Exporter qw(import);
-use IPC::SysV qw(IPC_STAT IPC_RMID GETVAL);
+use IPC::SysV qw(IPC_STAT IPC_RMID);
 use File::Spec ();
 use IPC::SharedMem ();
 
