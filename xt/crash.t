@@ -26,11 +26,11 @@
 # they may only come from 0.17 segments cut off by a killed writer of ours:
 # must be none).
 #
-# Known defects of 0.17 (WIRE.md), expected only in the 0.17 pass and reported
-# as TODO: a 0.17 writer killed between removing surplus segments and cutting
-# the chain leaves a dangling link, on which 0.17's next growing store fails
-# (ours must repair it); one killed while creating or removing segments leaves
-# keyed orphans (counted and removed after each round).
+# Known defects of 0.17 (doc/FORMAT.md, section 6), expected only in the 0.17
+# pass and reported as TODO: a 0.17 writer killed between removing surplus
+# segments and cutting the chain leaves a dangling link, on which 0.17's next
+# growing store fails (ours must repair it); one killed while creating or
+# removing segments leaves keyed orphans (counted and removed after each round).
 
 use strict;
 use warnings;

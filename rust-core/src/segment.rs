@@ -69,11 +69,11 @@ impl Segment {
 
     /// The segment's size in bytes, header included.
     pub fn len(&self) -> usize {
-        self.att.len()
+        self.att.size()
     }
 
     fn read(&self, off: usize) -> u32 {
-        debug_assert!(off + 4 <= HEADER && HEADER <= self.att.len());
+        debug_assert!(off + 4 <= HEADER && HEADER <= self.att.size());
         // SAFETY: the mapping is page-aligned and at least HEADER bytes long
         // (checked when the share is opened and when a segment is chained), so
         // off is an aligned in-bounds u32; volatile because other processes
@@ -82,7 +82,7 @@ impl Segment {
     }
 
     fn write(&self, off: usize, v: u32) {
-        debug_assert!(off + 4 <= HEADER && HEADER <= self.att.len());
+        debug_assert!(off + 4 <= HEADER && HEADER <= self.att.size());
         // SAFETY: as in `read`; the mapping is writable (attached read-write).
         unsafe { ptr::write_volatile(self.att.as_ptr().add(off) as *mut u32, v) }
     }
@@ -121,16 +121,30 @@ impl Segment {
     }
 
     /// Writes the header of a fresh chained segment, tagged with its head.
+    ///
+    /// The kernel hands out the segment zero-filled, and a writer may be
+    /// killed between any two of these writes, so their order is what makes
+    /// every state it can leave one the orphan sweep recognises as this
+    /// head's: all zero (killed before the first write), `0 0 0 head` (head
+    /// but no tag yet), then `0 0 TAG head` and `-1 0 TAG head` (tagged).
+    /// The head goes first so that a half-written header names its head: a
+    /// lone tag would be ambiguous when the head's shmid is 0. Writing
+    /// `next_shmid` first, as before, could leave `-1 0 0 0`, which is neither
+    /// zero nor tagged and was never reclaimed. `length` is already 0.
     pub fn init_chained(&self, head_shmid: i32) {
-        self.set_next_shmid(-1);
-        self.set_length(0);
-        self.write(SHM_STATE, CHAIN_TAG);
         self.write(VERSION, head_shmid as u32);
+        self.write(SHM_STATE, CHAIN_TAG);
+        self.set_next_shmid(-1);
     }
 
-    /// True while all four header fields are still zero (never initialised).
-    pub fn header_is_zero(&self) -> bool {
-        (0..HEADER).step_by(4).all(|off| self.read(off) == 0)
+    /// True while the header is one that [`Segment::init_chained`] for
+    /// `head_shmid` can leave before the tag: all zero, or the head alone.
+    pub fn is_untagged_of(&self, head_shmid: i32) -> bool {
+        let v = self.read(VERSION);
+        self.read(NEXT_SHMID) == 0
+            && self.read(LENGTH) == 0
+            && self.read(SHM_STATE) == 0
+            && (v == 0 || v == head_shmid as u32)
     }
 
     /// True when this is a chained segment of ours that belongs to `head_shmid`.
@@ -140,7 +154,7 @@ impl Segment {
 
     /// Copies `src` into the data area at `off`; the caller keeps it in bounds.
     pub fn write_data(&self, off: usize, src: &[u8]) {
-        assert!(HEADER + off + src.len() <= self.att.len());
+        assert!(HEADER + off + src.len() <= self.att.size());
         // SAFETY: the destination range lies inside the mapping (asserted) and
         // cannot overlap `src`, which is process-private memory.
         unsafe { copy_bytes(self.att.as_ptr().add(HEADER + off), src.as_ptr(), src.len()) }
@@ -148,7 +162,7 @@ impl Segment {
 
     /// Copies `dst.len()` bytes of the data area from `off` into `dst`.
     pub fn read_data(&self, off: usize, dst: &mut [u8]) {
-        assert!(HEADER + off + dst.len() <= self.att.len());
+        assert!(HEADER + off + dst.len() <= self.att.size());
         // SAFETY: the source range lies inside the mapping (asserted) and cannot
         // overlap `dst`, which is process-private memory.
         unsafe { copy_bytes(dst.as_mut_ptr(), self.att.as_ptr().add(HEADER + off), dst.len()) }

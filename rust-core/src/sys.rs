@@ -113,15 +113,6 @@ pub fn sem_remove(semid: c_int) -> Result<(), Errno> {
     check(unsafe { libc::semctl(semid, 0, libc::IPC_RMID) }).map(drop)
 }
 
-/// `semctl(2)` `IPC_STAT`: the permission bits and owner of the set.
-pub fn sem_stat(semid: c_int) -> Result<libc::semid_ds, Errno> {
-    // SAFETY: semid_ds is plain old data; IPC_STAT fills it through the pointer.
-    let mut ds: libc::semid_ds = unsafe { std::mem::zeroed() };
-    // SAFETY: the fourth argument is union semun's `buf` member, a valid pointer.
-    check(unsafe { libc::semctl(semid, 0, libc::IPC_STAT, &mut ds as *mut libc::semid_ds) })?;
-    Ok(ds)
-}
-
 /// `shmget(2)`: the id of the segment at `key`.
 ///
 /// `ENOENT`: none and no `IPC_CREAT`; `EEXIST`: `IPC_EXCL` and it exists;
@@ -188,13 +179,8 @@ impl Attachment {
     }
 
     /// The mapped length in bytes.
-    pub fn len(&self) -> usize {
+    pub fn size(&self) -> usize {
         self.len
-    }
-
-    /// Always false: a segment has at least one byte.
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
     }
 
     /// The first byte of the mapping.

@@ -14,7 +14,8 @@ use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use sharelite::{Error, LockKind, OpenOptions, Share, Wait, HEADER};
+use sharelite::internals::HEADER;
+use sharelite::{Error, LockKind, OpenOptions, Share, Wait};
 
 const SIZE: usize = 64;
 const DATA: usize = SIZE - HEADER;

@@ -12,8 +12,9 @@ use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use sharelite::sys::Errno;
-use sharelite::{Error, LockKind, OpenOptions, Share, Wait, DEFAULT_SIZE, HEADER};
+use sharelite::internals::{ShareInternals, HEADER};
+use sharelite::Errno;
+use sharelite::{Error, LockKind, OpenOptions, Share, Wait, DEFAULT_SIZE};
 
 // ----- helpers --------------------------------------------------------------
 

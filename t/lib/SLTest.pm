@@ -94,11 +94,29 @@ sub new_key {
   die "new_key: no free key found";
 }
 
+# The reference for this perl: the 0.17 t/tools/fetch-ref built for it, or
+# Debian's binary one if that loads into it (only into Debian's own perl).
+my ( $REF_DONE, $REF_LIB, $REF_WHY );
+
 sub ref_lib {
   return $ENV{SHARELITE_REF_LIB} if $ENV{SHARELITE_REF_LIB};
+  return $REF_LIB if $REF_DONE;
+  $REF_DONE = 1;
+  require Config;
+  my $built = "$ROOT/.ref/0.17-$Config::Config{archname}-$Config::Config{version}/lib";
+  return $REF_LIB = $built if -f "$built/IPC/ShareLite.pm";
   my ( $pm ) = glob( "$ROOT/.ref/0.17/usr/lib/*/perl5/*/IPC/ShareLite.pm" );
-  return undef unless $pm && -f $pm;
-  return dirname( dirname( $pm ) );
+  unless ( $pm && -f $pm ) { $REF_WHY = 'not unpacked'; return undef }
+  my $lib = dirname( dirname( $pm ) );
+  my $pid = fork;
+  die "fork: $!" unless defined $pid;
+  unless ( $pid ) {
+    open STDERR, '>', File::Spec->devnull;
+    exec( $^X, "-I$lib", '-e', 'require IPC::ShareLite' ) or POSIX::_exit( 127 );
+  }
+  waitpid( $pid, 0 );
+  if ( $? ) { $REF_WHY = "in .ref/0.17 does not load into $^X"; return undef }
+  return $REF_LIB = $lib;
 }
 
 sub have_ref { defined ref_lib() }
@@ -107,10 +125,10 @@ sub have_ref { defined ref_lib() }
 sub need_ref {
   return 1 if have_ref();
   if ( $ENV{SHARELITE_REQUIRE_REF} ) {
-    print "Bail out! reference IPC::ShareLite 0.17 missing (run t/tools/fetch-ref)\n";
+    print "Bail out! reference IPC::ShareLite 0.17 $REF_WHY (run PERL=$^X t/tools/fetch-ref)\n";
     exit 255;
   }
-  print "1..0 # SKIP reference IPC::ShareLite 0.17 not unpacked (t/tools/fetch-ref)\n";
+  print "1..0 # SKIP reference IPC::ShareLite 0.17 $REF_WHY (PERL=$^X t/tools/fetch-ref)\n";
   exit 0;
 }
 
