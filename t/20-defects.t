@@ -51,7 +51,7 @@ sub shm_keys_in { my ( $lo, $hi ) = @_; grep { $_->{key} >= $lo && $_->{key} <= 
 sub share_exists { my $k = shift; defined( semget( $k, 0, 0 ) ) && defined( shmget( $k, 0, 0 ) ) ? 1 : 0 }
 sub nothing_at { my $k = shift; !defined( semget( $k, 0, 0 ) ) && !defined( shmget( $k, 0, 0 ) ) ? 1 : 0 }
 
-sub hdr { my $b; shmread( $_[0], $b, 0, 16 ) or return; unpack 'i i I I', $b }    # next, length, state, version
+sub hdr { my $h = IPC::ShareLite::Inspect::read_header( $_[0] ) or return; @$h{qw(next_shmid length shm_state version)} }
 sub poke { my ( $id, $off, $v ) = @_; shmwrite( $id, pack( 'i', $v ), $off, 4 ) or die "shmwrite $id: $!" }
 
 # A value of $n bytes from $seed (also defined in the children run() starts).

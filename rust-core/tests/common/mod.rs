@@ -12,7 +12,7 @@
 use std::collections::{BTreeSet, HashSet};
 use std::sync::Mutex;
 
-use sharelite::HEADER;
+use sharelite::internals::HEADER;
 
 // ----- a small PRNG -------------------------------------------------------------------
 
