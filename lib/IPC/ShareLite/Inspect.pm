@@ -622,15 +622,35 @@ complete, does not reach this segment.
 Anything that cannot be read or decided is left out. Returns a list of hash
 references: C<id>, C<head> (the shmid of the head it was made for),
 C<size>, C<mode>, C<uid>, C<cpid>, C<reason> (C<head gone> or C<not in the
-chain of its head>). C<%options> go to L</list_segments>.
+chain of its head>). Options:
+
+=over
+
+=item C<< ids => [ SHMID, ... ] >>
+
+Look only at these segments: no other segment is read at all.
+
+=item C<< heads => [ SHMID, ... ] >>
+
+Keep only the orphans made for one of these heads.
+
+=item C<source>, C<ipcs>
+
+As for L</list_segments>.
+
+=back
 
 =cut
 
 sub orphans {
-  my %opt = @_;
+  my %opt   = @_;
+  my %ids   = map { $_ => 1 } @{ $opt{ids} || [] };
+  my %heads = map { $_ => 1 } @{ $opt{heads} || [] };
   my @found;
-  for my $seg ( list_segments( %opt ) ) {
+  for my $seg ( list_segments( map { $_ => $opt{$_} } grep { exists $opt{$_} } qw(source ipcs) ) ) {
+    next if $opt{ids} && !$ids{ $seg->{id} };
     my $o = _orphan( $seg ) or next;
+    next if $opt{heads} && !$heads{ $o->{head} };
     push @found, $o;
   }
   return @found;
