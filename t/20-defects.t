@@ -76,7 +76,6 @@ sub in_fork {
     close $w;
     POSIX::_exit( 0 );
   }
-  note_pid( $pid );
   close $w;
   my ( $buf, $sel, $end ) = ( '', IO::Select->new( $r ), time + $cap );
   while ( time < $end ) {    # read until EOF (the child ended) or the cap
@@ -340,7 +339,6 @@ SKIP: {
         if ( $how =~ /undef/ ) { undef $s; POSIX::_exit( $ok ? 0 : 1 ) }
         exit( $ok ? 0 : 1 );
       }
-      note_pid( $pid );
       waitpid( $pid, 0 );
       is( $?, 0, "child ($how) fetched the value and exited" );
       is( share_exists( $K ), 1, "share still exists after the child ($how) exited" );

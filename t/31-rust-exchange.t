@@ -24,7 +24,6 @@ for my $impl ( @impls ) {
     open STDOUT, '>', $out or exit 97;
     exec $exchange, $key, "hello from rust, for $impl", 20 or exit 98;
   }
-  note_pid( $pid );
 
   my ( $rc, $seen ) = run_impl( $impl, <<'PERL', $key );
 my $key = shift;

@@ -33,7 +33,6 @@ our @EXPORT = qw(
 
 my $ROOT     = abs_path( File::Spec->catdir( dirname( __FILE__ ), '..', '..' ) );
 my $MAIN_PID = $$;
-my %PIDS     = ( $$ => 1 );
 
 # Listing, headers and chains: IPC::ShareLite::Inspect (pure Perl: from
 # blib, or from lib/ when nothing is built yet).
@@ -190,9 +189,12 @@ sub spawn_impl {
     }
     exec( perl_cmd( $impl ), '-e', $prelude . $code, @args ) or POSIX::_exit( 98 );
   }
-  $PIDS{$pid} = 1;
   return $pid;
 }
+
+# Kept for callers, does nothing: a pid never tells what is ours (pids
+# are reused).
+sub note_pid { }
 
 # Wait for a child; returns its exit code (or 128+signal).
 sub wait_child {
@@ -219,8 +221,6 @@ sub run_impl {
   return wantarray ? ( $rc, $text ) : $text;
 }
 
-# Record a pid (e.g. of a plain fork) whose segments count as ours.
-sub note_pid { $PIDS{ $_[0] } = 1 }
 
 # --- objects of ours, by id ---------------------------------------------------
 
