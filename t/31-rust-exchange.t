@@ -6,6 +6,7 @@ use warnings;
 use lib 't/lib';
 use SLTest;
 use Test::More;
+use File::Temp ();
 
 my $root = root_dir();
 my $cargo = $ENV{CARGO} || 'cargo';
@@ -17,7 +18,7 @@ ok( -x $exchange, 'example built' );
 my @impls = ( 'ours', have_ref() ? 'orig' : () );
 for my $impl ( @impls ) {
   my $key = new_key();
-  my $out = "$root/t/.exchange.$$.$impl";
+  my ( undef, $out ) = File::Temp::tempfile( "exchange.$impl.XXXXXX", TMPDIR => 1, UNLINK => 1 );
   my $pid = fork;
   die "fork: $!" unless defined $pid;
   if ( !$pid ) {

@@ -17,6 +17,7 @@ use warnings;
 use lib 't/lib';
 use Cwd qw(abs_path);
 use Digest::MD5 qw(md5_hex);
+use File::Temp ();
 use IPC::SysV qw(IPC_CREAT IPC_PRIVATE SETVAL GETVAL);
 use POSIX ();
 use Test::More;
@@ -147,7 +148,8 @@ note scalar( keys %$seeded ) . ' foreign objects seeded';
 
 # --- the suite ---------------------------------------------------------------------
 
-my $log = "$root/t/.foreign.$$";
+# (pid 1 in every namespace: a name of its own, for runs side by side)
+my ( undef, $log ) = File::Temp::tempfile( 'foreign.XXXXXX', TMPDIR => 1, UNLINK => 1 );
 my %lost;    # reported already
 for my $i ( 0 .. $#files ) {
   my ( $file, $pid ) = ( $files[$i], $pids[$i] );

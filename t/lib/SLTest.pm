@@ -19,6 +19,7 @@ use Digest::MD5 ();
 use Errno ();
 use File::Basename qw(dirname);
 use File::Spec;
+use File::Temp ();
 use IPC::SysV qw(IPC_RMID IPC_PRIVATE);
 use POSIX ();
 use Exporter ();
@@ -208,7 +209,7 @@ sub wait_child {
 # Run $code in a child of implementation $impl; returns (exit code, stdout).
 sub run_impl {
   my ( $impl, $code, @args ) = @_;
-  my $out = File::Spec->catfile( File::Spec->tmpdir, "sltest.$$." . int( rand 1e9 ) );
+  my ( undef, $out ) = File::Temp::tempfile( 'sltest.XXXXXX', TMPDIR => 1 );
   my $pid = spawn_impl( $impl, { stdout => $out }, $code, @args );
   my $rc  = wait_child( $pid );
   my $text = '';
