@@ -282,12 +282,43 @@ pub fn proc_sem_perms(semid: i32) -> u32 {
     panic!("semid {semid} not in /proc/sysvipc/sem")
 }
 
-/// IPC_PRIVATE segments of `size` bytes made by this very process. It is
-/// alive, so no other process has its pid: these are the segments the code
-/// under test made in it (to see whether a call created or removed any).
+/// `shm_perm.mode` flag of a segment marked for removal (linux/shm.h).
+pub const SHM_DEST: u32 = 0o1000;
+
+/// Does this process have segment `id` mapped? (In /proc/self/maps a SysV
+/// segment shows as /SYSV<key> with its shmid as the inode.)
+pub fn mapped_here(id: i32) -> bool {
+    std::fs::read_to_string("/proc/self/maps").is_ok_and(|maps| {
+        maps.lines().any(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            f.len() >= 6 && f[5].starts_with("/SYSV") && f[4].parse::<i32>().ok() == Some(id)
+        })
+    })
+}
+
+/// Is segment `id` gone as far as this process goes: there is none, or it is
+/// marked for removal and this process does not have it mapped. (Another
+/// process may hold a removed segment a moment longer: a concurrent orphan
+/// sweep attaches every private segment of its size to read the header.)
+pub fn gone_here(id: i32) -> bool {
+    match shm_stat(id) {
+        None => true,
+        Some(d) => d.shm_perm.mode as u32 & SHM_DEST != 0 && !mapped_here(id),
+    }
+}
+
+/// IPC_PRIVATE segments of `size` bytes made by this very process and not
+/// gone (see [`gone_here`]). It is alive, so no other process has its pid:
+/// these are the segments the code under test made in it (to see whether a
+/// call created or removed any).
 pub fn made_here(size: usize) -> BTreeSet<i32> {
     let pid = std::process::id();
-    proc_shm().into_iter().filter(|e| e.key == 0 && e.size == size && e.cpid == pid).map(|e| e.id).collect()
+    proc_shm()
+        .into_iter()
+        .filter(|e| e.key == 0 && e.size == size && e.cpid == pid)
+        .filter(|e| e.perms & SHM_DEST == 0 || mapped_here(e.id))
+        .map(|e| e.id)
+        .collect()
 }
 
 /// Is segment `id` one this very process made (see [`made_here`])?
