@@ -34,7 +34,7 @@ unless ( $ENV{SLTEST_FOREIGN_INSIDE} ) {
   my ( $use ) = grep { system( 'unshare', @$_, '--', 'true' ) == 0 } @how;
   plan skip_all => 'no private IPC and pid namespace here (unshare --ipc --pid)' unless $use;
   $ENV{SLTEST_FOREIGN_INSIDE} = 1;
-  exec( 'unshare', @$use, '--', $^X, ( map { "-I$_" } @INC ), $me ) or die "exec unshare: $!";
+  exec( 'unshare', @$use, '--', $^X, ( map { "-I$_" } grep { !ref } @INC ), $me ) or die "exec unshare: $!";
 }
 chdir $root or die "chdir $root: $!";
 
