@@ -90,6 +90,29 @@ sub gone_id {
   is( segments_for( 300 * 1024, 65536 ), 5, 'segments_for 300 KB in 64 KB segments' );
 }
 
+# A 64-bit key_t (the BSDs), in a perl that takes itself for FreeBSD.
+SKIP: {
+  require Config;
+  skip 'a 32-bit perl', 1 unless $Config::Config{longsize} == 8;
+  ( my $lib = $INC{'IPC/ShareLite/Inspect.pm'} ) =~ s{/IPC/ShareLite/Inspect\.pm\z}{};
+  my $code = <<'EOC';
+BEGIN { $^O = 'freebsd' }
+use IPC::ShareLite::Inspect qw(:all);
+my @r = ( KEY_BITS, key_from_string( '0x123456789', hex => 1 ), key_from_string( '18446744073709551615' ),
+  key_from_string( '-9223372036854775808', signed => 1 ), key_from_string( '0xffffffffffffffff', hex => 1 ),
+  unsigned_key( -2 ), key_from_string( 'abcd' ) );
+push @r, eval { key_from_string( '18446744073709551616' ) } ? 'accepted' : $@ =~ /too large: a key_t has 64 bits/ ? 'too large' : $@;
+push @r, eval { key_from_string( '0x10000000000000000', hex => 1 ) } ? 'accepted' : $@ =~ /too large/ ? 'too large' : $@;
+print join( ',', @r ), "\n";
+EOC
+  open my $fh, '-|', $^X, "-I$lib", '-e', $code or die "perl: $!";
+  my $out = <$fh>;
+  close $fh;
+  is( $out, join( ',', 64, 4886718345, '18446744073709551615', -9223372036854775808, -1, 18446744073709551614,
+      unpack( 'i', pack( 'A4', 'abcd' ) ), 'too large', 'too large' ) . "\n",
+    'a 64-bit key_t: wider numbers, the same string keys, "too large" past 64 bits' );
+}
+
 # ------------------------------------------------------------ headers and chains
 
 my $K = free_key();

@@ -41,14 +41,9 @@ thread_local! {
     static LAST_ERROR: RefCell<String> = const { RefCell::new(String::new()) };
 }
 
-fn set_errno(e: c_int) {
-    // SAFETY: __errno_location returns this thread's errno slot.
-    unsafe { *libc::__errno_location() = e }
-}
-
 fn fail(message: String, errno: c_int) -> c_int {
     LAST_ERROR.with(|m| *m.borrow_mut() = message);
-    set_errno(errno);
+    sharelite::internals::sys::set_errno(errno);
     SL_ERROR
 }
 
@@ -84,7 +79,12 @@ unsafe fn share_mut<'a>(share: *mut sl_share) -> Result<&'a mut Share> {
 /// # Safety
 /// `out_share` must be valid for a write.
 #[no_mangle]
-pub unsafe extern "C" fn sl_share_open(key: c_int, size: size_t, flags: c_int, out_share: *mut *mut sl_share) -> c_int {
+pub unsafe extern "C" fn sl_share_open(
+    key: sharelite::Key,
+    size: size_t,
+    flags: c_int,
+    out_share: *mut *mut sl_share,
+) -> c_int {
     guard(|| {
         let share = Share::open_raw(key, size, flags)?;
         // SAFETY: the caller guarantees out_share is writable.

@@ -33,7 +33,7 @@ pub use error::{Error, Result};
 pub use lock::{LockKind, Wait};
 pub use open::{OpenOptions, DEFAULT_SIZE};
 pub use share::{LockGuard, Share, MAX_LENGTH};
-pub use sys::Errno;
+pub use sys::{Errno, Key};
 
 /// Internals that the Perl distribution's C ABI crate (`sharelite-ffi`) and
 /// this crate's tests use, behind the `internals` feature: no stability

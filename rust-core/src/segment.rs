@@ -1,4 +1,4 @@
-//! One attached segment and its 16-byte header (WIRE.md, "Objects behind one key").
+//! One attached segment and its 16-byte header (doc/FORMAT.md, 2 "The header").
 //!
 //! Other processes write the same memory, so every header field is read and
 //! written with one volatile, aligned 32-bit access, and the data area is only
@@ -22,9 +22,6 @@ const VERSION: usize = 12;
 /// that one orphaned by a killed writer can still be found and removed. Both
 /// fields are unused in chained segments by either implementation.
 pub const CHAIN_TAG: u32 = 0x534c_4348;
-
-/// `shm_perm.mode` flag of a segment marked for removal (Linux).
-const SHM_DEST: libc::c_ushort = 0o1000;
 
 /// What [`Segment::attach_checked`] found.
 #[derive(Debug)]
@@ -170,22 +167,23 @@ impl Segment {
 
     /// Attaches segment `shmid`, whose size must be `size`.
     pub fn attach_checked(shmid: i32, size: usize) -> Result<Attached, Errno> {
-        let ds = crate::sys::shm_stat(shmid)?;
-        if ds.shm_segsz != size {
+        let st = crate::sys::shm_stat(shmid)?;
+        if st.size != size {
             return Ok(Attached::WrongSize);
         }
         let seg = Segment { att: Attachment::attach_sized(shmid, size)? };
-        if ds.shm_perm.mode & SHM_DEST != 0 {
+        if st.removed {
             return Ok(Attached::Removed(seg));
         }
         Ok(Attached::Live(seg))
     }
 
     /// True when the segment has been removed (it lives on only while
-    /// attached somewhere, and vanishes with the last detach).
+    /// attached somewhere, and vanishes with the last detach; on Solaris and
+    /// illumos its id is gone at once, so `IPC_STAT` fails).
     pub fn is_removed(&self) -> bool {
         match crate::sys::shm_stat(self.shmid()) {
-            Ok(ds) => ds.shm_perm.mode & SHM_DEST != 0,
+            Ok(st) => st.removed,
             Err(_) => true,
         }
     }

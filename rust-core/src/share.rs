@@ -1,7 +1,7 @@
 //! A share: the handle on one semaphore set and the chain of segments behind
-//! one key, with the store, fetch, lock and remove operations of FORMAT.md.
+//! one key, with the store, fetch, lock and remove operations of doc/FORMAT.md (5).
 
-use libc::{c_int, key_t};
+use libc::c_int;
 
 use crate::chain::{Chain, Grow};
 use crate::error::{Error, Result};
@@ -9,7 +9,7 @@ use crate::lock::{self, LockKind, Wait};
 use crate::open::{self, OpenOptions};
 use crate::orphans;
 use crate::segment::Segment;
-use crate::sys;
+use crate::sys::{self, Key};
 
 /// The longest value the format's int32 length field can describe.
 pub const MAX_LENGTH: usize = i32::MAX as usize;
@@ -71,7 +71,7 @@ struct PendingFetch {
 /// released when it is dropped (in the process that took them).
 #[derive(Debug)]
 pub struct Share {
-    key: key_t,
+    key: Key,
     semid: c_int,
     chain: Chain,
     lock: Option<LockKind>,
@@ -90,12 +90,12 @@ impl Share {
     /// `EEXIST` with `IPC_EXCL` when it exists (or when the key holds a segment
     /// that is no share head), `EACCES` when the mode forbids it, `EINVAL` or
     /// `ENOSPC` for a size or count the system refuses.
-    pub(crate) fn open_with_flags(key: key_t, size: usize, flags: c_int) -> Result<Share> {
+    pub(crate) fn open_with_flags(key: Key, size: usize, flags: c_int) -> Result<Share> {
         let opened = open::open(key, size, flags)?;
         Ok(Share::with_head(key, opened.semid, flags & 0o777, opened.head))
     }
 
-    fn with_head(key: key_t, semid: c_int, mode: c_int, head: Segment) -> Share {
+    fn with_head(key: Key, semid: c_int, mode: c_int, head: Segment) -> Share {
         Share {
             key,
             semid,
@@ -124,7 +124,7 @@ impl Share {
 
     /// The key the share was opened with.
     #[must_use]
-    pub fn key(&self) -> key_t {
+    pub fn key(&self) -> Key {
         self.key
     }
     /// The semaphore set's id.
@@ -290,7 +290,7 @@ impl Share {
 
     // ----- store / fetch -------------------------------------------------
 
-    /// Stores `value` (WIRE.md "Store"), taking the exclusive lock unless this
+    /// Stores `value` (doc/FORMAT.md, 5.3 "Store"), taking the exclusive lock unless this
     /// handle holds it. The chain is grown first, so a failure to get a
     /// segment leaves the old value whole; a writer killed at any instant
     /// leaves a chain both implementations can use.
@@ -512,7 +512,7 @@ pub trait ShareInternals: Sized {
     ///
     /// # Errors
     /// As [`OpenOptions::open`].
-    fn open_raw(key: key_t, size: usize, flags: c_int) -> Result<Self>;
+    fn open_raw(key: Key, size: usize, flags: c_int) -> Result<Self>;
     /// First half of a fetch: takes the shared lock unless a lock is held,
     /// validates the header and attaches what the value needs. Returns the
     /// value's length, and `true` when `have_copy` is set and nothing was
@@ -530,7 +530,7 @@ pub trait ShareInternals: Sized {
 
 #[cfg(feature = "internals")]
 impl ShareInternals for Share {
-    fn open_raw(key: key_t, size: usize, flags: c_int) -> Result<Share> {
+    fn open_raw(key: Key, size: usize, flags: c_int) -> Result<Share> {
         Share::open_with_flags(key, size, flags)
     }
     fn fetch_begin(&mut self, have_copy: bool) -> Result<(usize, bool)> {

@@ -1,4 +1,4 @@
-//! Corrupted and hostile headers (WIRE.md, "Known defects of the original"):
+//! Corrupted and hostile headers (doc/FORMAT.md, 6: everything read is checked):
 //! a read must never hang, panic, create segments or return a wrong-length
 //! value; it reports `Error::Corrupt` (or a system error) instead.
 //!
