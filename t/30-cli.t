@@ -71,7 +71,6 @@ sub run {
     if ( defined $opt{cwd} ) { chdir $opt{cwd} or POSIX::_exit( 95 ) }
     exec( @$cmd ) or POSIX::_exit( 98 );
   }
-  note_pid( $pid );    # segments it creates count as this file's
   binmode $out;
   my $stdout = do { local $/; <$out> };
   close $out;
