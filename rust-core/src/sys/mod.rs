@@ -541,7 +541,8 @@ mod tests {
 /// The semaphore constants of the classic SysV headers, which the BSDs,
 /// macOS, Solaris and illumos share (`sys/sem.h`: `SEM_UNDO` 010000,
 /// `GETVAL` 5, `SETVAL` 8); Linux has its own.
-#[cfg_attr(target_os = "linux", allow(dead_code))]
+// Used on Linux by the test only, on macOS by compile-time assertions only.
+#[allow(dead_code)]
 mod classic {
     use libc::c_int;
     pub const SEM_UNDO: c_int = 0o10000;
