@@ -1,6 +1,6 @@
-//! The chain of segments behind a share (FORMAT.md, "Objects behind one
-//! key"): the head, the segments attached after it, and the rules for
-//! following, validating, growing, trimming and repairing links.
+//! The chain of segments behind a share (doc/FORMAT.md, 1 and 3): the head,
+//! the segments attached after it, and the rules for following, validating,
+//! growing, trimming and repairing links.
 //!
 //! Links come from shared memory that any process (or a killed writer) may
 //! have left in any state, so every link is checked before it is followed:

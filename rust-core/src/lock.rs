@@ -1,4 +1,4 @@
-//! The lock protocol (FORMAT.md, "Semaphore operations"): the three
+//! The lock protocol (doc/FORMAT.md, 4 "Locks"): the three
 //! semaphores of a share, the lock kinds, how long a request may wait, and
 //! the one `semop` list for each way of taking and releasing a lock.
 

@@ -1,4 +1,4 @@
-//! Opening a share (FORMAT.md, "Open"): the options, the races between
+//! Opening a share (doc/FORMAT.md, 5.1 "Open"): the options, the races between
 //! processes creating the same key, and the one-time head initialisation.
 //! (`OpenOptions::open`, which makes the [`Share`](crate::Share), is in `share.rs`.)
 
@@ -20,7 +20,7 @@ pub struct OpenOptions {
     exclusive: bool,
     mode: u32,
     pub(crate) size: usize,
-    pub(crate) destroy: bool,
+    pub(crate) destroy: Option<bool>,
 }
 
 impl Default for OpenOptions {
@@ -31,7 +31,7 @@ impl Default for OpenOptions {
             exclusive: false,
             mode: 0o666,
             size: DEFAULT_SIZE,
-            destroy: false,
+            destroy: None,
         }
     }
 }
@@ -67,10 +67,11 @@ impl OpenOptions {
         self.size = size;
         self
     }
-    /// Remove the share when the [`Share`] is dropped, in the process that
-    /// opened it (a forked child's copy never removes it).
+    /// Remove the share when the [`Share`](crate::Share) is dropped, in the
+    /// process that opened it (a forked child's copy never removes it).
+    /// Default: yes for a private share (no key), no for a keyed one.
     pub fn destroy(&mut self, yes: bool) -> &mut Self {
-        self.destroy = yes;
+        self.destroy = Some(yes);
         self
     }
     /// The equivalent `shmget(2)` flags.
@@ -226,7 +227,7 @@ fn open_head_locked(
 
 fn attach_head(shmid: c_int) -> std::result::Result<Segment, Retry> {
     let att = sys::Attachment::attach(shmid)?;
-    if att.len() <= HEADER {
+    if att.size() <= HEADER {
         return Err(Retry::Fail(Error::Corrupt("the head segment is too small")));
     }
     Ok(Segment::new(att))

@@ -10,8 +10,9 @@ use crate::sys::{self, IPC_PRIVATE};
 /// Removes the orphans of the share whose head is `head` (segments of
 /// `seg_size` bytes and permission bits `mode`). They are known by what
 /// they are: private, this share's size, and either tagged with this head,
-/// or not yet tagged (a header all zero, or naming this head without the tag), this share's mode, attached nowhere and
-/// made by a process that is gone.
+/// or not yet tagged (a header all zero, or naming this head without the
+/// tag) with this share's mode, attached nowhere and made by a process that
+/// is gone.
 ///
 /// Where the system gives no list of its segments ([`sys::shm_list`]:
 /// NetBSD, OpenBSD, macOS), nothing is swept: orphans of a killed writer

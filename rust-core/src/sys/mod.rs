@@ -43,7 +43,7 @@ mod os;
 
 /// A SysV IPC key (`key_t`): 32 bits on Linux, macOS and Solaris, 64 on the
 /// BSDs. A four-character string key is the native-endian `int32` of its
-/// bytes on every system (WIRE.md), widened to this type.
+/// bytes on every system (doc/FORMAT.md, 7), widened to this type.
 pub type Key = libc::key_t;
 
 /// The key no other process can open by (`IPC_PRIVATE`).
@@ -138,6 +138,7 @@ impl fmt::Display for Errno {
 }
 
 /// Sets the calling thread's `errno` (for the C ABI's callers).
+#[cfg_attr(not(feature = "internals"), allow(dead_code))]
 pub fn set_errno(e: c_int) {
     // SAFETY: errno_location returns this thread's errno slot, valid for the
     // thread's lifetime.
@@ -357,13 +358,8 @@ impl Attachment {
     }
 
     /// The mapped length in bytes.
-    pub fn len(&self) -> usize {
+    pub fn size(&self) -> usize {
         self.len
-    }
-
-    /// Always false: a segment has at least one byte.
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
     }
 
     /// The first byte of the mapping.
