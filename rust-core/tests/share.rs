@@ -762,7 +762,7 @@ fn check_removed(a: Guard, ids: &[i32]) {
         assert!(gone_here(*id), "chained shmid {id} survived remove()");
     }
     if let Some(d) = shm_stat(ids[0]) {
-        assert!(d.shm_perm.mode as u32 & SHM_DEST != 0, "head {} not marked for removal", ids[0]);
+        assert!(common::perm_mode(d.shm_perm.mode as u32) & SHM_DEST != 0, "head {} not marked for removal", ids[0]);
         assert_eq!(d.shm_perm.__key, libc::IPC_PRIVATE, "head key not freed");
     }
     drop(a);

@@ -121,6 +121,17 @@ pub fn sem_val(semid: i32, n: i32) -> i32 {
     v
 }
 
+/// An `ipc_perm.mode` read with IPC_STAT: qemu-user (7.2) writes it 16 bits
+/// wide, so on s390x it lands in the upper half of the 32-bit field (a real
+/// kernel never sets bits there; the core's sys layer does the same).
+pub fn perm_mode(raw: u32) -> u32 {
+    if raw & 0xffff == 0 {
+        raw >> 16
+    } else {
+        raw
+    }
+}
+
 /// The permission bits of semaphore set `semid` (IPC_STAT).
 pub fn sem_mode(semid: i32) -> u32 {
     // SAFETY: semid_ds is plain old data: all zeroes is a valid value.
@@ -128,7 +139,7 @@ pub fn sem_mode(semid: i32) -> u32 {
     // SAFETY: the fourth argument is union semun's `buf`, a valid, writable semid_ds.
     let rc = unsafe { libc::semctl(semid, 0, libc::IPC_STAT, &mut ds as *mut libc::semid_ds) };
     assert_eq!(rc, 0, "semctl IPC_STAT: {}", std::io::Error::last_os_error());
-    ds.sem_perm.mode as u32 & 0o777
+    perm_mode(ds.sem_perm.mode as u32) & 0o777
 }
 
 /// Segment `id` attached read-write for as long as this lives.
@@ -311,7 +322,7 @@ pub fn mapped_here(id: i32) -> bool {
 pub fn gone_here(id: i32) -> bool {
     match shm_stat(id) {
         None => true,
-        Some(d) => d.shm_perm.mode as u32 & SHM_DEST != 0 && !mapped_here(id),
+        Some(d) => perm_mode(d.shm_perm.mode as u32) & SHM_DEST != 0 && !mapped_here(id),
     }
 }
 
