@@ -3,10 +3,11 @@
 # namespace (SLPrivateIPC), a share's remove() must sweep private segments of
 # its size and mode, attached nowhere, made by a process that is gone, whose
 # header is one init_chained can leave: all zero (killed before the first
-# write), naming the head without the tag, tagged with the head (linked or not). It must
-# leave alone: the same states made by a live process, another mode, another
-# size, a tag without the head, segments naming another head, and a segment
-# with data in its header.
+# write; only if no older than the share), naming the head without the tag,
+# tagged with the head (linked or not). It must leave alone: an all-zero
+# segment older than the share, the same states made by a live process,
+# another mode, another size, a tag without the head, segments naming another
+# head, and a segment with data in its header.
 
 use strict;
 use warnings;
@@ -16,6 +17,7 @@ use SLTest;
 use Test::More;
 use IPC::SysV qw( IPC_PRIVATE IPC_CREAT IPC_RMID IPC_STAT );
 use IPC::ShareLite;
+use Time::HiRes qw( sleep );
 
 my $TAG  = 0x534c4348;
 my $SIZE = 4096;
@@ -36,6 +38,20 @@ sub exists_seg {
 # A fresh namespace hands out shmid 0 first: keep it from the head, so that
 # a header naming the head differs from one still all zero.
 my $first = make_seg( 64, 0600, undef );
+
+# Another program's fresh private segment, made before the share by a
+# process now gone: zero, of the share's size and mode, attached nowhere.
+# Only its age tells it from a chained segment of ours (ctime has seconds).
+my $older = do {
+  pipe my $r, my $w or die $!;
+  my $pid = fork // die $!;
+  if ( !$pid ) { close $r; print {$w} make_seg( $SIZE, $MODE, undef ), "\n"; close $w; POSIX::_exit( 0 ) }
+  close $w;
+  chomp( my $id = <$r> );
+  waitpid $pid, 0;
+  $id;
+};
+sleep 1.2;
 my $s = IPC::ShareLite->new( -key => 4242, -create => 1, -size => $SIZE, -mode => $MODE ) or die "new: $!";
 $s->store( 'x' x 10000 );
 my $head = shmget( 4242, 0, 0 ) // die "head: $!";
@@ -85,7 +101,8 @@ for my $name ( @names ) {
   }
 }
 ok( exists_seg( $live{$_} ), "left alone: $_" ) for sort keys %live;
-shmctl( $_, IPC_RMID, 0 ) for grep { exists_seg( $_ ) } values %id, values %live, $first;
+ok( exists_seg( $older ), 'left alone: all zero, made before the share by a process now gone' );
+shmctl( $_, IPC_RMID, 0 ) for grep { exists_seg( $_ ) } values %id, values %live, $first, $older;
 is_deeply( SLPrivateIPC::objects(), { shm => [], sem => [] }, 'nothing is left' );
 
 done_testing();

@@ -494,9 +494,10 @@ impl Share {
             self.lock(LockKind::Exclusive, Wait::Forever)?;
         }
         let head = self.shmid();
+        let head_ctime = sys::shm_stat(head).ok().map(|st| st.ctime);
         self.chain.trim(1);
         let _ = sys::shm_remove(head);
-        orphans::sweep(head, self.chain.seg_size(), self.chain.mode());
+        orphans::sweep(head, head_ctime, self.chain.seg_size(), self.chain.mode());
         self.removed = true;
         self.lock = None;
         self.last_fetch = None;

@@ -56,6 +56,7 @@ fn stat_of(ds: &libc::shmid_ds) -> ShmStat {
         removed: mode & SHMSEG_REMOVED != 0,
         nattch: ds.shm_nattch as u64,
         cpid: ds.shm_cpid,
+        ctime: ds.shm_ctime as i64,
         uid: ds.shm_perm.uid,
     }
 }

@@ -69,6 +69,7 @@ pub fn shm_stat(shmid: c_int) -> Result<ShmStat, Errno> {
         removed: mode & SHM_DEST != 0,
         nattch: ds.shm_nattch as u64,
         cpid: ds.shm_cpid,
+        ctime: ds.shm_ctime as i64,
         uid: ds.shm_perm.uid,
     })
 }

@@ -110,6 +110,9 @@ pub struct ShmStat {
     pub nattch: u64,
     /// The process that created it.
     pub cpid: i32,
+    /// When it was created, or last changed by `IPC_SET` (seconds since the
+    /// epoch).
+    pub ctime: i64,
     /// Its owner.
     pub uid: u32,
 }
@@ -400,13 +403,21 @@ fn parse_proc_shm(text: &str) -> Option<Vec<(c_int, ShmStat)>> {
     let mut lines = text.lines();
     let cols: Vec<&str> = lines.next()?.split_whitespace().collect();
     let col = |name: &str| cols.iter().position(|c| *c == name);
-    let (c_key, c_id, c_perms, c_size, c_cpid, c_nattch, c_uid) =
-        (col("key")?, col("shmid")?, col("perms")?, col("size")?, col("cpid")?, col("nattch")?, col("uid")?);
+    let (c_key, c_id, c_perms, c_size, c_cpid, c_nattch, c_uid, c_ctime) = (
+        col("key")?,
+        col("shmid")?,
+        col("perms")?,
+        col("size")?,
+        col("cpid")?,
+        col("nattch")?,
+        col("uid")?,
+        col("ctime")?,
+    );
     let mut out = Vec::new();
     for line in lines {
         let f: Vec<&str> = line.split_whitespace().collect();
         let field = |i: usize| f.get(i).copied().unwrap_or("");
-        let (Ok(key), Ok(id), Ok(perms), Ok(size), Ok(cpid), Ok(nattch), Ok(uid)) = (
+        let (Ok(key), Ok(id), Ok(perms), Ok(size), Ok(cpid), Ok(nattch), Ok(uid), Ok(ctime)) = (
             field(c_key).parse::<i64>(),
             field(c_id).parse::<c_int>(),
             u32::from_str_radix(field(c_perms), 8),
@@ -414,6 +425,7 @@ fn parse_proc_shm(text: &str) -> Option<Vec<(c_int, ShmStat)>> {
             field(c_cpid).parse::<i32>(),
             field(c_nattch).parse::<u64>(),
             field(c_uid).parse::<u32>(),
+            field(c_ctime).parse::<i64>(),
         ) else {
             continue;
         };
@@ -424,6 +436,7 @@ fn parse_proc_shm(text: &str) -> Option<Vec<(c_int, ShmStat)>> {
             removed: perms & SHM_DEST_LINUX != 0,
             nattch,
             cpid,
+            ctime,
             uid,
         };
         out.push((id, st));
@@ -448,15 +461,24 @@ mod tests {
 
     #[test]
     fn proc_parser_reads_the_columns_by_name() {
-        let text = "       key      shmid perms                  size  cpid  lpid nattch   uid   gid  cuid  cgid\n\
-                    \x20        0      32769  1600                  4096  4242  4242      1  1000  1000  1000  1000\n\
-                    \x20      1971      32770   644                 65536    17     0      0     0     0     0     0\n";
+        let text = "       key      shmid perms                  size  cpid  lpid nattch   uid   gid  cuid  cgid      atime      dtime      ctime\n\
+                    \x20        0      32769  1600                  4096  4242  4242      1  1000  1000  1000  1000 1796191195 1796191195 1796191190\n\
+                    \x20      1971      32770   644                 65536    17     0      0     0     0     0     0          0          0 1796191191\n";
         let l = parse_proc_shm(text).unwrap();
         assert_eq!(l.len(), 2);
         assert_eq!(l[0].0, 32769);
         assert_eq!(
             l[0].1,
-            ShmStat { key: 0, size: 4096, mode: 0o600, removed: true, nattch: 1, cpid: 4242, uid: 1000 }
+            ShmStat {
+                key: 0,
+                size: 4096,
+                mode: 0o600,
+                removed: true,
+                nattch: 1,
+                cpid: 4242,
+                ctime: 1796191190,
+                uid: 1000
+            }
         );
         assert_eq!(l[1].1.key, 1971);
         assert!(!l[1].1.removed);
