@@ -15,7 +15,7 @@ use std::time::Duration;
 use libc::{c_char, c_int, size_t};
 
 use crate::error::{Error, Result};
-use crate::share::{LockKind, Share, Wait};
+use crate::{LockKind, Share, Wait};
 
 /// Success.
 pub const SL_OK: c_int = 0;

@@ -18,14 +18,20 @@
 
 #![warn(missing_docs)]
 
+mod chain;
 mod copy;
 mod error;
 pub mod ffi;
+mod lock;
+mod open;
+mod orphans;
 mod segment;
 mod share;
 pub mod sys;
 
 pub use error::{Error, Result};
+pub use lock::{LockKind, Wait};
+pub use open::{OpenOptions, DEFAULT_SIZE};
 pub use segment::HEADER;
-pub use share::{LockGuard, LockKind, OpenOptions, Share, Wait, DEFAULT_SIZE, MAX_LENGTH};
+pub use share::{LockGuard, Share, MAX_LENGTH};
 pub use sys::Errno;

@@ -121,16 +121,30 @@ impl Segment {
     }
 
     /// Writes the header of a fresh chained segment, tagged with its head.
+    ///
+    /// The kernel hands out the segment zero-filled, and a writer may be
+    /// killed between any two of these writes, so their order is what makes
+    /// every state it can leave one the orphan sweep recognises as this
+    /// head's: all zero (killed before the first write), `0 0 0 head` (head
+    /// but no tag yet), then `0 0 TAG head` and `-1 0 TAG head` (tagged).
+    /// The head goes first so that a half-written header names its head: a
+    /// lone tag would be ambiguous when the head's shmid is 0. Writing
+    /// `next_shmid` first, as before, could leave `-1 0 0 0`, which is neither
+    /// zero nor tagged and was never reclaimed. `length` is already 0.
     pub fn init_chained(&self, head_shmid: i32) {
-        self.set_next_shmid(-1);
-        self.set_length(0);
-        self.write(SHM_STATE, CHAIN_TAG);
         self.write(VERSION, head_shmid as u32);
+        self.write(SHM_STATE, CHAIN_TAG);
+        self.set_next_shmid(-1);
     }
 
-    /// True while all four header fields are still zero (never initialised).
-    pub fn header_is_zero(&self) -> bool {
-        (0..HEADER).step_by(4).all(|off| self.read(off) == 0)
+    /// True while the header is one that [`Segment::init_chained`] for
+    /// `head_shmid` can leave before the tag: all zero, or the head alone.
+    pub fn is_untagged_of(&self, head_shmid: i32) -> bool {
+        let v = self.read(VERSION);
+        self.read(NEXT_SHMID) == 0
+            && self.read(LENGTH) == 0
+            && self.read(SHM_STATE) == 0
+            && (v == 0 || v == head_shmid as u32)
     }
 
     /// True when this is a chained segment of ours that belongs to `head_shmid`.

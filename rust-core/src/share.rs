@@ -1,117 +1,20 @@
-//! A share: one semaphore set and a chain of segments behind one key,
-//! following the 0.17 format and locking protocol of `WIRE.md`.
+//! A share: the handle on one semaphore set and the chain of segments behind
+//! one key, with the store, fetch, lock and remove operations of FORMAT.md.
 
-use std::collections::HashSet;
-use std::time::Duration;
+use libc::{c_int, key_t};
 
-use libc::{c_int, c_short, key_t};
-
+use crate::chain::{Chain, Grow};
 use crate::error::{Error, Result};
-use crate::segment::{Attached, Segment, HEADER};
-use crate::sys::{self, Errno};
-
-/// Segment size used when none (or one of at most 16 bytes) is asked for.
-pub const DEFAULT_SIZE: usize = 65536;
+use crate::lock::{self, LockKind, Wait};
+use crate::open::{self, OpenOptions};
+use crate::orphans;
+use crate::segment::Segment;
+use crate::sys;
 
 /// The longest value the format's int32 length field can describe.
 pub const MAX_LENGTH: usize = i32::MAX as usize;
 
-const SEM_INIT: u16 = 0;
-const SEM_READERS: u16 = 1;
-const SEM_WRITER: u16 = 2;
-
-/// The kind of lock a handle holds.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum LockKind {
-    /// Many holders at once; excludes writers.
-    Shared,
-    /// One holder; excludes everyone else.
-    Exclusive,
-}
-
-/// How long a lock request may wait.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Wait {
-    /// Until the lock is free.
-    Forever,
-    /// Not at all (`LOCK_NB`).
-    No,
-    /// At most this long (`semtimedop(2)`).
-    For(Duration),
-}
-
-/// How to open a share; see [`OpenOptions::open`].
-#[derive(Clone, Debug)]
-pub struct OpenOptions {
-    key: key_t,
-    create: bool,
-    exclusive: bool,
-    mode: u32,
-    size: usize,
-    destroy: bool,
-}
-
-impl Default for OpenOptions {
-    fn default() -> Self {
-        OpenOptions {
-            key: libc::IPC_PRIVATE,
-            create: false,
-            exclusive: false,
-            mode: 0o666,
-            size: DEFAULT_SIZE,
-            destroy: false,
-        }
-    }
-}
-
 impl OpenOptions {
-    /// Options for opening an existing share with 0.17's defaults.
-    pub fn new() -> Self {
-        Self::default()
-    }
-    /// The SysV key; `IPC_PRIVATE` (0) makes a share no other process can open by key.
-    pub fn key(&mut self, key: key_t) -> &mut Self {
-        self.key = key;
-        self
-    }
-    /// Create the share when it does not exist.
-    pub fn create(&mut self, yes: bool) -> &mut Self {
-        self.create = yes;
-        self
-    }
-    /// Fail with `EEXIST` when the share exists (implies `create`).
-    pub fn exclusive(&mut self, yes: bool) -> &mut Self {
-        self.exclusive = yes;
-        self
-    }
-    /// Permission bits of the segments and the semaphore set (default 0666).
-    pub fn mode(&mut self, mode: u32) -> &mut Self {
-        self.mode = mode & 0o777;
-        self
-    }
-    /// Segment size for a new share; at most 16 means the default 65536.
-    /// An existing share keeps its own size.
-    pub fn size(&mut self, size: usize) -> &mut Self {
-        self.size = size;
-        self
-    }
-    /// Remove the share when the [`Share`] is dropped, in the process that
-    /// opened it (a forked child's copy never removes it).
-    pub fn destroy(&mut self, yes: bool) -> &mut Self {
-        self.destroy = yes;
-        self
-    }
-    /// The equivalent `shmget(2)` flags.
-    pub fn flags(&self) -> c_int {
-        let mut f = self.mode as c_int;
-        if self.create || self.exclusive {
-            f |= libc::IPC_CREAT;
-        }
-        if self.exclusive {
-            f |= libc::IPC_EXCL;
-        }
-        f
-    }
     /// Opens (or creates) the share.
     ///
     /// ```no_run
@@ -128,9 +31,15 @@ impl OpenOptions {
     }
 }
 
-/// What the last completed fetch saw; equal triples mean an unchanged value.
-type Stamp = (u32, i32, u32);
+/// What a fetch saw of the head; equal stamps mean an unchanged value.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Stamp {
+    version: u32,
+    length: i32,
+    shm_state: u32,
+}
 
+/// A fetch between [`Share::fetch_begin`] and [`Share::fetch_finish`].
 #[derive(Debug)]
 struct PendingFetch {
     took_lock: bool,
@@ -148,14 +57,7 @@ struct PendingFetch {
 pub struct Share {
     key: key_t,
     semid: c_int,
-    mode: c_int,
-    seg_size: usize,
-    head: Segment,
-    /// Segments after the head, in chain order, as far as attached.
-    chain: Vec<Segment>,
-    /// Every shmid in `head` + `chain`, to refuse cycles.
-    ids: HashSet<i32>,
-    shm_state: u32,
+    chain: Chain,
     lock: Option<LockKind>,
     last_fetch: Option<Stamp>,
     pending: Option<PendingFetch>,
@@ -173,34 +75,15 @@ impl Share {
     /// that is no share head), `EACCES` when the mode forbids it, `EINVAL` or
     /// `ENOSPC` for a size or count the system refuses.
     pub fn open_raw(key: key_t, size: usize, flags: c_int) -> Result<Share> {
-        let size = if size <= HEADER { DEFAULT_SIZE } else { size };
-        loop {
-            let (semid, sem_created) = open_semaphores(key, flags)?;
-            match open_head(key, size, flags, semid, sem_created) {
-                Err(Retry::Again) => continue,
-                Err(Retry::Fail(e)) => {
-                    if sem_created {
-                        let _ = sys::sem_remove(semid);
-                    }
-                    return Err(e);
-                }
-                Ok(head) => return Ok(Share::with_head(key, semid, flags & 0o777, head)),
-            }
-        }
+        let opened = open::open(key, size, flags)?;
+        Ok(Share::with_head(key, opened.semid, flags & 0o777, opened.head))
     }
 
     fn with_head(key: key_t, semid: c_int, mode: c_int, head: Segment) -> Share {
-        let mut ids = HashSet::new();
-        ids.insert(head.shmid());
         Share {
             key,
             semid,
-            mode,
-            seg_size: head.len(),
-            shm_state: head.shm_state(),
-            head,
-            chain: Vec::new(),
-            ids,
+            chain: Chain::new(head, mode),
             lock: None,
             last_fetch: None,
             pending: None,
@@ -214,8 +97,8 @@ impl Share {
     /// same semaphore set and head, no lock held.
     pub fn try_clone(&self) -> Result<Share> {
         self.usable()?;
-        let att = sys::Attachment::attach_sized(self.head.shmid(), self.seg_size)?;
-        Ok(Share::with_head(self.key, self.semid, self.mode, Segment::new(att)))
+        let att = sys::Attachment::attach_sized(self.shmid(), self.segment_size())?;
+        Ok(Share::with_head(self.key, self.semid, self.chain.mode(), Segment::new(att)))
     }
 
     /// The key the share was opened with.
@@ -228,18 +111,15 @@ impl Share {
     }
     /// The head segment's id.
     pub fn shmid(&self) -> c_int {
-        self.head.shmid()
+        self.chain.head().shmid()
     }
     /// The size of every segment (the head's real size), header included.
     pub fn segment_size(&self) -> usize {
-        self.seg_size
+        self.chain.seg_size()
     }
     /// The lock this handle holds.
     pub fn held(&self) -> Option<LockKind> {
         self.lock
-    }
-    fn data_size(&self) -> usize {
-        self.seg_size - HEADER
     }
 
     fn usable(&self) -> Result<()> {
@@ -262,48 +142,10 @@ impl Share {
     /// ```
     pub fn version(&self) -> Result<u32> {
         self.usable()?;
-        Ok(self.head.version())
+        Ok(self.chain.head().version())
     }
 
     // ----- locking -------------------------------------------------------
-
-    /// The `semop` list that takes a lock (WIRE.md, "Semaphore operations").
-    fn lock_ops(kind: LockKind, extra: c_short) -> ([libc::sembuf; 3], usize) {
-        let op = |num: u16, op: c_short, flg: c_short| libc::sembuf { sem_num: num, sem_op: op, sem_flg: flg | extra };
-        let undo = libc::SEM_UNDO as c_short;
-        match kind {
-            LockKind::Exclusive => ([op(SEM_READERS, 0, 0), op(SEM_WRITER, 0, 0), op(SEM_WRITER, 1, undo)], 3),
-            LockKind::Shared => ([op(SEM_WRITER, 0, 0), op(SEM_READERS, 1, undo), op(SEM_READERS, 0, 0)], 2),
-        }
-    }
-
-    fn sem_lock(&self, kind: LockKind, wait: Wait) -> Result<bool> {
-        let nowait = if wait == Wait::No { libc::IPC_NOWAIT as c_short } else { 0 };
-        let timeout = match wait {
-            Wait::For(d) => Some(d),
-            _ => None,
-        };
-        let (mut ops, n) = Self::lock_ops(kind, nowait);
-        match sys::semop(self.semid, &mut ops[..n], timeout) {
-            Ok(()) => Ok(true),
-            Err(Errno(libc::EAGAIN)) if wait != Wait::Forever => Ok(false),
-            Err(e) => Err(e.into()),
-        }
-    }
-
-    /// The `semop` that releases a lock.
-    fn unlock_op(kind: LockKind) -> libc::sembuf {
-        let sem_num = match kind {
-            LockKind::Exclusive => SEM_WRITER,
-            LockKind::Shared => SEM_READERS,
-        };
-        libc::sembuf { sem_num, sem_op: -1, sem_flg: (libc::SEM_UNDO | libc::IPC_NOWAIT) as c_short }
-    }
-
-    fn sem_unlock(&self, kind: LockKind) -> Result<()> {
-        sys::semop(self.semid, &mut [Self::unlock_op(kind)], None)?;
-        Ok(())
-    }
 
     /// Takes a lock. Returns `Ok(false)` when `wait` is [`Wait::No`] and the
     /// lock is taken elsewhere, or when a [`Wait::For`] timeout expires.
@@ -331,7 +173,7 @@ impl Share {
             return Ok(true);
         }
         self.unlock()?;
-        let got = self.sem_lock(kind, wait)?;
+        let got = lock::take(self.semid, kind, wait)?;
         if got {
             self.lock = Some(kind);
         }
@@ -364,7 +206,7 @@ impl Share {
         self.usable()?;
         self.end_fetch();
         if let Some(kind) = self.lock.take() {
-            self.sem_unlock(kind)?;
+            lock::release(self.semid, kind)?;
         }
         Ok(())
     }
@@ -383,8 +225,7 @@ impl Share {
             let released = self.unlock();
             if before == Some(LockKind::Shared) {
                 // The work is done: a signal must not make it look failed.
-                let (mut ops, n) = Self::lock_ops(LockKind::Shared, 0);
-                sys::semop_restarting(self.semid, &mut ops[..n])?;
+                lock::take_restarting(self.semid, LockKind::Shared)?;
                 self.lock = Some(LockKind::Shared);
             }
             released?;
@@ -392,179 +233,18 @@ impl Share {
         out
     }
 
-    // ----- the chain -----------------------------------------------------
-
-    /// Store step 2: forget attachments past the head when the chain changed.
-    fn sync_state(&mut self) {
-        let state = self.head.shm_state();
-        if state != self.shm_state {
-            self.drop_chain_from(0);
-            self.shm_state = state;
+    /// Runs `f` holding at least the shared lock (taking it unless a lock is
+    /// held), releasing what was taken here on every path.
+    fn with_shared<T>(&mut self, f: impl FnOnce(&mut Share) -> Result<T>) -> Result<T> {
+        let took_lock = self.lock.is_none();
+        if took_lock {
+            lock::take(self.semid, LockKind::Shared, Wait::Forever)?;
         }
-    }
-
-    fn drop_chain_from(&mut self, keep: usize) {
-        for seg in self.chain.drain(keep..) {
-            self.ids.remove(&seg.shmid());
+        let out = f(self);
+        if took_lock {
+            let _ = lock::release(self.semid, LockKind::Shared);
         }
-    }
-
-    fn segment(&self, i: usize) -> &Segment {
-        if i == 0 {
-            &self.head
-        } else {
-            &self.chain[i - 1]
-        }
-    }
-
-    fn last(&self) -> &Segment {
-        self.chain.last().unwrap_or(&self.head)
-    }
-
-    fn bump_state(&mut self) {
-        let s = self.head.shm_state().wrapping_add(1);
-        self.head.set_shm_state(s);
-        self.shm_state = s;
-    }
-
-    /// Attaches the segment after the last attached one. `Ok(None)` at the end
-    /// of the chain. With `repair` (exclusive lock held, about to overwrite
-    /// the value), a link that leads nowhere sound — to a segment that no
-    /// longer exists, a loop, a segment of another size, an invalid id — is
-    /// cut and reported as the end; without, it is an error.
-    fn attach_next(&mut self, repair: bool) -> Result<Option<()>> {
-        let next = self.last().next_shmid();
-        if next == -1 {
-            return Ok(None);
-        }
-        let broken = if next < 0 {
-            Some("invalid segment id in the chain")
-        } else if self.ids.contains(&next) {
-            Some("the segment chain loops")
-        } else {
-            None
-        };
-        if let Some(why) = broken {
-            if !repair {
-                return Err(Error::Corrupt(why));
-            }
-            self.cut_after_last();
-            return Ok(None);
-        }
-        match (Segment::attach_checked(next, self.seg_size), repair) {
-            // A segment marked for removal but still attached somewhere is
-            // readable now and gone with the last detach: a reader may use
-            // it, a writer cuts it off.
-            (Ok(Attached::Live(seg)), _) | (Ok(Attached::Removed(seg)), false) => {
-                self.ids.insert(next);
-                self.chain.push(seg);
-                Ok(Some(()))
-            }
-            (Ok(Attached::WrongSize), false) => Err(Error::Corrupt("a chained segment has another size than the head")),
-            // A writer died between removing segments and cutting the link
-            // (0.17 does that), or the link was damaged: cut it, touch
-            // nothing it pointed to.
-            (Ok(Attached::WrongSize | Attached::Removed(_)), true) | (Err(Errno(libc::EINVAL | libc::EIDRM)), true) => {
-                self.cut_after_last();
-                Ok(None)
-            }
-            (Err(Errno(libc::EINVAL | libc::EIDRM)), false) => {
-                Err(Error::Corrupt("the chain links to a segment that does not exist"))
-            }
-            (Err(e), _) => Err(e.into()),
-        }
-    }
-
-    fn cut_after_last(&mut self) {
-        self.last().set_next_shmid(-1);
-        self.bump_state();
-    }
-
-    /// With the exclusive lock: drops attached segments past `keep` that were
-    /// removed behind this handle's back (by a killed 0.17 writer), cutting
-    /// the chain before the first of them. Only segments past the current
-    /// value are checked: in a sound share there are none.
-    fn drop_removed_surplus(&mut self, keep: usize) {
-        let from = keep.max(1) - 1;
-        if let Some(i) = self.chain.iter().skip(from).position(|s| s.is_removed()) {
-            self.drop_chain_from(from + i);
-            self.cut_after_last();
-        }
-    }
-
-    /// Makes `count` segments (head included) attached, following the chain;
-    /// with `grow`, creates and links new segments where it ends.
-    fn ensure_segments(&mut self, count: usize, grow: bool) -> Result<()> {
-        while self.chain.len() + 1 < count {
-            if self.attach_next(grow)?.is_some() {
-                continue;
-            }
-            if !grow {
-                return Err(Error::Corrupt("the length runs past the end of the chain"));
-            }
-            let seg = self.create_segment()?;
-            self.last().set_next_shmid(seg.shmid());
-            self.ids.insert(seg.shmid());
-            self.chain.push(seg);
-        }
-        Ok(())
-    }
-
-    /// A new chained segment: private key (never findable by key), the
-    /// share's mode, empty header tagged with the head.
-    fn create_segment(&self) -> Result<Segment> {
-        let id = sys::shmget(libc::IPC_PRIVATE, self.seg_size, self.mode | libc::IPC_CREAT | libc::IPC_EXCL)?;
-        match sys::Attachment::attach_sized(id, self.seg_size) {
-            Ok(att) => {
-                let seg = Segment::new(att);
-                seg.init_chained(self.head.shmid());
-                Ok(seg)
-            }
-            Err(e) => {
-                let _ = sys::shm_remove(id);
-                Err(e.into())
-            }
-        }
-    }
-
-    fn segments_for(&self, len: usize) -> usize {
-        len.div_ceil(self.data_size()).max(1)
-    }
-
-    /// Removes every segment after the first `keep` (head included), from the
-    /// tail back: each link is cut before the segment it pointed to is removed.
-    /// A writer killed at any instant leaves a sound chain, and at most one
-    /// segment that nothing links to (swept on removal if it is ours). The
-    /// walk stops at anything it cannot vouch for (another size, a missing
-    /// segment, a loop): such a link is cut, never followed into a removal.
-    fn trim_chain(&mut self, keep: usize) {
-        let keep = keep.max(1);
-        if self.chain.len() < keep && self.segment(keep - 1).next_shmid() == -1 {
-            return;
-        }
-        let mut surplus = self.chain.split_off((keep - 1).min(self.chain.len()));
-        for s in &surplus {
-            self.ids.remove(&s.shmid());
-        }
-        loop {
-            let next = surplus.last().unwrap_or_else(|| self.segment(keep - 1)).next_shmid();
-            if next < 0 || self.ids.contains(&next) || surplus.iter().any(|s| s.shmid() == next) {
-                break;
-            }
-            match Segment::attach_checked(next, self.seg_size).ok().and_then(Attached::segment) {
-                Some(seg) => surplus.push(seg),
-                None => break,
-            }
-        }
-        if surplus.is_empty() && self.segment(keep - 1).next_shmid() == -1 {
-            return;
-        }
-        self.bump_state();
-        while let Some(seg) = surplus.pop() {
-            surplus.last().unwrap_or_else(|| self.segment(keep - 1)).set_next_shmid(-1);
-            let _ = sys::shm_remove(seg.shmid());
-        }
-        self.segment(keep - 1).set_next_shmid(-1);
+        out
     }
 
     // ----- store / fetch -------------------------------------------------
@@ -588,22 +268,21 @@ impl Share {
     }
 
     fn store_locked(&mut self, value: &[u8]) -> Result<()> {
-        self.sync_state();
-        let in_use = self.segments_for(self.head.length().max(0) as usize);
-        self.drop_removed_surplus(in_use);
-        let needed = self.segments_for(value.len());
-        self.ensure_segments(needed, true)?;
+        let chain = &mut self.chain;
+        chain.sync_state();
+        let in_use = chain.segments_for(chain.head().length().max(0) as usize);
+        chain.drop_removed_surplus(in_use);
+        let needed = chain.segments_for(value.len());
+        chain.ensure(needed, Grow::Yes)?;
 
-        self.head.set_length(0);
-        let ds = self.data_size();
-        for (i, chunk) in value.chunks(ds).enumerate() {
-            self.segment(i).write_data(0, chunk);
-        }
+        let head = chain.head();
+        head.set_length(0);
+        chain.write_value(value);
         // The version first: a writer killed before the length is set leaves
         // an empty value under a new version, never an old stamp on new data.
-        self.head.set_version(self.head.version().wrapping_add(1));
-        self.head.set_length(value.len() as i32);
-        self.trim_chain(needed);
+        head.set_version(head.version().wrapping_add(1));
+        head.set_length(value.len() as i32);
+        chain.trim(needed);
         Ok(())
     }
 
@@ -617,7 +296,7 @@ impl Share {
         self.end_fetch();
         let took_lock = self.lock.is_none();
         if took_lock {
-            self.sem_lock(LockKind::Shared, Wait::Forever)?;
+            lock::take(self.semid, LockKind::Shared, Wait::Forever)?;
         }
         match self.fetch_prepare(have_copy) {
             Ok((len, stamp, unchanged)) => {
@@ -626,7 +305,7 @@ impl Share {
             }
             Err(e) => {
                 if took_lock {
-                    let _ = self.sem_unlock(LockKind::Shared);
+                    let _ = lock::release(self.semid, LockKind::Shared);
                 }
                 Err(e)
             }
@@ -634,17 +313,18 @@ impl Share {
     }
 
     fn fetch_prepare(&mut self, have_copy: bool) -> Result<(usize, Stamp, bool)> {
-        self.sync_state();
-        let length = self.head.length();
+        self.chain.sync_state();
+        let head = self.chain.head();
+        let length = head.length();
         if length < 0 {
             return Err(Error::Corrupt("negative length"));
         }
-        let stamp = (self.head.version(), length, self.shm_state);
+        let stamp = Stamp { version: head.version(), length, shm_state: self.chain.shm_state() };
         if have_copy && self.last_fetch == Some(stamp) {
             return Ok((length as usize, stamp, true));
         }
         let len = length as usize;
-        self.ensure_segments(self.segments_for(len), false)?;
+        self.chain.ensure(self.chain.segments_for(len), Grow::No)?;
         Ok((len, stamp, false))
     }
 
@@ -657,21 +337,19 @@ impl Share {
         // the whole value here; only then may a later fetch say "unchanged".
         let complete = match out {
             Some(buf) => {
-                let ds = self.data_size();
                 let n = p.len.min(buf.len());
-                for (i, chunk) in buf[..n].chunks_mut(ds).enumerate() {
-                    self.segment(i).read_data(0, chunk);
-                }
+                self.chain.read_value(&mut buf[..n]);
                 n == p.len
             }
             None => p.unchanged,
         };
         self.last_fetch = if complete { Some(p.stamp) } else { None };
         if p.took_lock {
-            let _ = self.sem_unlock(LockKind::Shared);
+            let _ = lock::release(self.semid, LockKind::Shared);
         }
     }
 
+    /// Ends a fetch left half done (by a caller that went on to another call).
     fn end_fetch(&mut self) {
         if self.pending.is_some() {
             self.fetch_finish(None);
@@ -722,22 +400,10 @@ impl Share {
     pub fn num_segments(&mut self) -> Result<usize> {
         self.usable()?;
         self.end_fetch();
-        let took_lock = self.lock.is_none();
-        if took_lock {
-            self.sem_lock(LockKind::Shared, Wait::Forever)?;
-        }
-        self.sync_state();
-        let res = loop {
-            match self.attach_next(false) {
-                Ok(Some(())) => continue,
-                Ok(None) => break Ok(self.chain.len() + 1),
-                Err(e) => break Err(e),
-            }
-        };
-        if took_lock {
-            let _ = self.sem_unlock(LockKind::Shared);
-        }
-        res
+        self.with_shared(|s| {
+            s.chain.sync_state();
+            s.chain.attach_all()
+        })
     }
 
     // ----- removal -------------------------------------------------------
@@ -758,61 +424,18 @@ impl Share {
         if self.lock != Some(LockKind::Exclusive) {
             self.lock(LockKind::Exclusive, Wait::Forever)?;
         }
-        let head_id = self.head.shmid();
-        self.trim_chain(1);
-        let _ = sys::shm_remove(head_id);
-        self.sweep_orphans();
+        let head = self.shmid();
+        self.chain.trim(1);
+        let _ = sys::shm_remove(head);
+        orphans::sweep(head, self.chain.seg_size(), self.chain.mode());
         self.removed = true;
         self.lock = None;
         self.last_fetch = None;
         // Nothing touches the head once `removed` is set (every entry point
         // checks `usable` first): unmap it now, so the segment goes at once.
-        self.head.detach();
+        self.chain.detach_head();
         sys::sem_remove(self.semid)?;
         Ok(())
-    }
-
-    /// Removes segments of this share that no link reaches any more: chained
-    /// segments of ours (tagged with the head) cut off by a killed writer, and
-    /// ones a writer was killed creating, before it could tag them. Those are
-    /// known by what they are: private, this share's size and mode, a header
-    /// still all zero, attached nowhere, made by a process that is gone.
-    fn sweep_orphans(&self) {
-        let Ok(text) = std::fs::read_to_string("/proc/sysvipc/shm") else { return };
-        let mut lines = text.lines();
-        let Some(header) = lines.next() else { return };
-        let cols: Vec<&str> = header.split_whitespace().collect();
-        let col = |name: &str| cols.iter().position(|c| *c == name);
-        let (Some(c_key), Some(c_id), Some(c_perms), Some(c_size), Some(c_cpid), Some(c_nattch)) =
-            (col("key"), col("shmid"), col("perms"), col("size"), col("cpid"), col("nattch"))
-        else {
-            return;
-        };
-        let head = self.head.shmid();
-        for line in lines {
-            let f: Vec<&str> = line.split_whitespace().collect();
-            let field = |i: usize| f.get(i).copied().unwrap_or("");
-            if field(c_key) != "0" || field(c_size).parse::<usize>().ok() != Some(self.seg_size) {
-                continue;
-            }
-            let (Ok(id), Ok(perms), Ok(cpid), Ok(nattch)) = (
-                field(c_id).parse::<i32>(),
-                u32::from_str_radix(field(c_perms), 8),
-                field(c_cpid).parse::<i32>(),
-                field(c_nattch).parse::<u64>(),
-            ) else {
-                continue;
-            };
-            if id == head || perms & 0o1000 != 0 {
-                continue;
-            }
-            let untagged_candidate = nattch == 0 && perms & 0o777 == self.mode as u32 && !process_alive(cpid);
-            if let Ok(Attached::Live(seg)) = Segment::attach_checked(id, self.seg_size) {
-                if seg.is_chained_of(head) || (untagged_candidate && seg.header_is_zero()) {
-                    let _ = sys::shm_remove(id);
-                }
-            }
-        }
     }
 }
 
@@ -852,147 +475,5 @@ impl Drop for Share {
                 let _ = self.unlock();
             }
         }
-    }
-}
-
-/// True unless `kill(pid, 0)` says there is no such process.
-fn process_alive(pid: i32) -> bool {
-    if pid <= 0 {
-        return false;
-    }
-    // SAFETY: signal 0 only checks that the process exists.
-    let rc = unsafe { libc::kill(pid, 0) };
-    rc == 0 || Errno::last().0 != libc::ESRCH
-}
-
-enum Retry {
-    Again,
-    Fail(Error),
-}
-
-impl From<Errno> for Retry {
-    fn from(e: Errno) -> Retry {
-        Retry::Fail(e.into())
-    }
-}
-
-/// Open step 1: the semaphore set. Returns whether this call created it.
-fn open_semaphores(key: key_t, flags: c_int) -> Result<(c_int, bool)> {
-    let mode = flags & 0o777;
-    if key == libc::IPC_PRIVATE {
-        return Ok((sys::semget(key, 3, mode | libc::IPC_CREAT)?, true));
-    }
-    if flags & libc::IPC_EXCL != 0 {
-        return Ok((sys::semget(key, 3, mode | libc::IPC_CREAT | libc::IPC_EXCL)?, true));
-    }
-    loop {
-        match sys::semget(key, 3, mode) {
-            Ok(id) => return Ok((id, false)),
-            Err(Errno(libc::ENOENT)) if flags & libc::IPC_CREAT != 0 => {
-                match sys::semget(key, 3, mode | libc::IPC_CREAT | libc::IPC_EXCL) {
-                    Ok(id) => return Ok((id, true)),
-                    Err(Errno(libc::EEXIST)) => continue,
-                    Err(e) => return Err(e.into()),
-                }
-            }
-            Err(e) => return Err(e.into()),
-        }
-    }
-}
-
-/// Open steps 2 to 6: the head segment, initialised once.
-fn open_head(
-    key: key_t,
-    size: usize,
-    flags: c_int,
-    semid: c_int,
-    sem_created: bool,
-) -> std::result::Result<Segment, Retry> {
-    let mode = flags & 0o777;
-    // An initialised share can be attached without the lock: nothing here
-    // reads the header, and every later read takes a lock first.
-    if !sem_created && sys::sem_getval(semid, SEM_INIT as c_int).map_err(gone)? == 1 {
-        match sys::shmget(key, 0, mode) {
-            Ok(id) => return attach_head(id),
-            Err(Errno(libc::ENOENT)) if flags & libc::IPC_CREAT != 0 => {}
-            Err(e) => return Err(e.into()),
-        }
-    }
-    let (mut lock, n) = Share::lock_ops(LockKind::Exclusive, 0);
-    sys::semop(semid, &mut lock[..n], None).map_err(gone)?;
-    let res = open_head_locked(key, size, flags, semid, sem_created);
-    let mut unlock = [Share::unlock_op(LockKind::Exclusive)];
-    let _ = sys::semop(semid, &mut unlock, None);
-    res
-}
-
-fn open_head_locked(
-    key: key_t,
-    size: usize,
-    flags: c_int,
-    semid: c_int,
-    sem_created: bool,
-) -> std::result::Result<Segment, Retry> {
-    let mode = flags & 0o777;
-    let initialised = sys::sem_getval(semid, SEM_INIT as c_int)? == 1;
-    let (shmid, created) = if key == libc::IPC_PRIVATE {
-        (sys::shmget(key, size, mode | libc::IPC_CREAT)?, true)
-    } else {
-        loop {
-            match sys::shmget(key, 0, mode) {
-                Ok(id) if flags & libc::IPC_EXCL != 0 => {
-                    let _ = id;
-                    return Err(Errno(libc::EEXIST).into());
-                }
-                // A segment that predates its semaphore set is no share head:
-                // most likely a data segment 0.17 chained at this key.
-                Ok(_) if sem_created && !initialised => return Err(Retry::Fail(Error::NotAShare)),
-                Ok(id) => break (id, false),
-                Err(Errno(libc::ENOENT)) if flags & libc::IPC_CREAT != 0 => {
-                    match sys::shmget(key, size, mode | libc::IPC_CREAT | libc::IPC_EXCL) {
-                        Ok(id) => break (id, true),
-                        Err(Errno(libc::EEXIST)) => continue,
-                        Err(e) => return Err(e.into()),
-                    }
-                }
-                Err(e) => return Err(e.into()),
-            }
-        }
-    };
-    let head = match attach_head(shmid) {
-        Ok(h) => h,
-        Err(e) => {
-            if created {
-                let _ = sys::shm_remove(shmid);
-            }
-            return Err(e);
-        }
-    };
-    if created || !initialised {
-        head.init_head();
-        if let Err(e) = sys::sem_setval(semid, SEM_INIT as c_int, 1) {
-            drop(head);
-            if created {
-                let _ = sys::shm_remove(shmid);
-            }
-            return Err(e.into());
-        }
-    }
-    Ok(head)
-}
-
-fn attach_head(shmid: c_int) -> std::result::Result<Segment, Retry> {
-    let att = sys::Attachment::attach(shmid)?;
-    if att.len() <= HEADER {
-        return Err(Retry::Fail(Error::Corrupt("the head segment is too small")));
-    }
-    Ok(Segment::new(att))
-}
-
-/// The semaphore set vanished under us (removed by its owner): start again.
-fn gone(e: Errno) -> Retry {
-    match e.0 {
-        libc::EINVAL | libc::EIDRM => Retry::Again,
-        _ => Retry::Fail(e.into()),
     }
 }

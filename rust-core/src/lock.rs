@@ -1,0 +1,94 @@
+//! The lock protocol (FORMAT.md, "Semaphore operations"): the three
+//! semaphores of a share, the lock kinds, how long a request may wait, and
+//! the one `semop` list for each way of taking and releasing a lock.
+
+use std::time::Duration;
+
+use libc::{c_int, c_short};
+
+use crate::error::Result;
+use crate::sys::{self, Errno};
+
+/// `sem[0]`: 1 once the head has been initialised.
+pub(crate) const SEM_INIT: u16 = 0;
+/// `sem[1]`: shared locks held.
+const SEM_READERS: u16 = 1;
+/// `sem[2]`: exclusive locks held (0 or 1).
+const SEM_WRITER: u16 = 2;
+/// Semaphores in a share's set.
+pub(crate) const NSEMS: c_int = 3;
+
+/// The kind of lock a handle holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LockKind {
+    /// Many holders at once; excludes writers.
+    Shared,
+    /// One holder; excludes everyone else.
+    Exclusive,
+}
+
+/// How long a lock request may wait.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Wait {
+    /// Until the lock is free.
+    Forever,
+    /// Not at all (`LOCK_NB`).
+    No,
+    /// At most this long (`semtimedop(2)`).
+    For(Duration),
+}
+
+/// The `semop` list that takes a lock, every operation with `extra` flags.
+fn lock_ops(kind: LockKind, extra: c_short) -> ([libc::sembuf; 3], usize) {
+    let op = |num: u16, op: c_short, flg: c_short| libc::sembuf { sem_num: num, sem_op: op, sem_flg: flg | extra };
+    let undo = libc::SEM_UNDO as c_short;
+    match kind {
+        LockKind::Exclusive => ([op(SEM_READERS, 0, 0), op(SEM_WRITER, 0, 0), op(SEM_WRITER, 1, undo)], 3),
+        LockKind::Shared => ([op(SEM_WRITER, 0, 0), op(SEM_READERS, 1, undo), op(SEM_READERS, 0, 0)], 2),
+    }
+}
+
+/// The `semop` that releases a lock.
+fn unlock_op(kind: LockKind) -> libc::sembuf {
+    let sem_num = match kind {
+        LockKind::Exclusive => SEM_WRITER,
+        LockKind::Shared => SEM_READERS,
+    };
+    libc::sembuf { sem_num, sem_op: -1, sem_flg: (libc::SEM_UNDO | libc::IPC_NOWAIT) as c_short }
+}
+
+/// Takes a `kind` lock on set `semid`. `Ok(false)` when `wait` is
+/// [`Wait::No`] and the lock is held elsewhere, or a [`Wait::For`] expired.
+/// A signal interrupts a wait with `EINTR` (so Perl's handlers can run).
+pub(crate) fn take(semid: c_int, kind: LockKind, wait: Wait) -> Result<bool> {
+    let nowait = if wait == Wait::No { libc::IPC_NOWAIT as c_short } else { 0 };
+    let timeout = match wait {
+        Wait::For(d) => Some(d),
+        _ => None,
+    };
+    let (mut ops, n) = lock_ops(kind, nowait);
+    match sys::semop(semid, &mut ops[..n], timeout) {
+        Ok(()) => Ok(true),
+        Err(Errno(libc::EAGAIN)) if wait != Wait::Forever => Ok(false),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Takes a `kind` lock, waiting as long as it takes, restarted after a
+/// signal: for a lock that must be had back once work is done.
+pub(crate) fn take_restarting(semid: c_int, kind: LockKind) -> std::result::Result<(), Errno> {
+    let (mut ops, n) = lock_ops(kind, 0);
+    sys::semop_restarting(semid, &mut ops[..n])
+}
+
+/// Takes the exclusive lock, waiting; the raw error is kept for the caller
+/// (the open protocol restarts when the set vanished).
+pub(crate) fn take_exclusive_raw(semid: c_int) -> std::result::Result<(), Errno> {
+    let (mut ops, n) = lock_ops(LockKind::Exclusive, 0);
+    sys::semop(semid, &mut ops[..n], None)
+}
+
+/// Releases a `kind` lock this process holds on set `semid`.
+pub(crate) fn release(semid: c_int, kind: LockKind) -> std::result::Result<(), Errno> {
+    sys::semop(semid, &mut [unlock_op(kind)], None)
+}

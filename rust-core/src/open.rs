@@ -1,0 +1,241 @@
+//! Opening a share (FORMAT.md, "Open"): the options, the races between
+//! processes creating the same key, and the one-time head initialisation.
+//! (`OpenOptions::open`, which makes the [`Share`](crate::Share), is in `share.rs`.)
+
+use libc::{c_int, key_t};
+
+use crate::error::{Error, Result};
+use crate::lock::{self, NSEMS, SEM_INIT};
+use crate::segment::{Segment, HEADER};
+use crate::sys::{self, Errno};
+
+/// Segment size used when none (or one of at most 16 bytes) is asked for.
+pub const DEFAULT_SIZE: usize = 65536;
+
+/// How to open a share; see [`OpenOptions::open`].
+#[derive(Clone, Debug)]
+pub struct OpenOptions {
+    pub(crate) key: key_t,
+    create: bool,
+    exclusive: bool,
+    mode: u32,
+    pub(crate) size: usize,
+    pub(crate) destroy: bool,
+}
+
+impl Default for OpenOptions {
+    fn default() -> Self {
+        OpenOptions {
+            key: libc::IPC_PRIVATE,
+            create: false,
+            exclusive: false,
+            mode: 0o666,
+            size: DEFAULT_SIZE,
+            destroy: false,
+        }
+    }
+}
+
+impl OpenOptions {
+    /// Options for opening an existing share with 0.17's defaults.
+    pub fn new() -> Self {
+        Self::default()
+    }
+    /// The SysV key; `IPC_PRIVATE` (0) makes a share no other process can open by key.
+    pub fn key(&mut self, key: key_t) -> &mut Self {
+        self.key = key;
+        self
+    }
+    /// Create the share when it does not exist.
+    pub fn create(&mut self, yes: bool) -> &mut Self {
+        self.create = yes;
+        self
+    }
+    /// Fail with `EEXIST` when the share exists (implies `create`).
+    pub fn exclusive(&mut self, yes: bool) -> &mut Self {
+        self.exclusive = yes;
+        self
+    }
+    /// Permission bits of the segments and the semaphore set (default 0666).
+    pub fn mode(&mut self, mode: u32) -> &mut Self {
+        self.mode = mode & 0o777;
+        self
+    }
+    /// Segment size for a new share; at most 16 means the default 65536.
+    /// An existing share keeps its own size.
+    pub fn size(&mut self, size: usize) -> &mut Self {
+        self.size = size;
+        self
+    }
+    /// Remove the share when the [`Share`] is dropped, in the process that
+    /// opened it (a forked child's copy never removes it).
+    pub fn destroy(&mut self, yes: bool) -> &mut Self {
+        self.destroy = yes;
+        self
+    }
+    /// The equivalent `shmget(2)` flags.
+    pub(crate) fn flags(&self) -> c_int {
+        let mut f = self.mode as c_int;
+        if self.create || self.exclusive {
+            f |= libc::IPC_CREAT;
+        }
+        if self.exclusive {
+            f |= libc::IPC_EXCL;
+        }
+        f
+    }
+}
+
+/// The objects of an open share, as the open protocol leaves them.
+pub(crate) struct Opened {
+    pub semid: c_int,
+    pub head: Segment,
+}
+
+/// Opens the share at `key` with `shmget(2)`-style `flags` (mode bits,
+/// `IPC_CREAT`, `IPC_EXCL`), as 0.17's `new_share` does.
+pub(crate) fn open(key: key_t, size: usize, flags: c_int) -> Result<Opened> {
+    let size = if size <= HEADER { DEFAULT_SIZE } else { size };
+    loop {
+        let (semid, sem_created) = open_semaphores(key, flags)?;
+        match open_head(key, size, flags, semid, sem_created) {
+            Err(Retry::Again) => continue,
+            Err(Retry::Fail(e)) => {
+                if sem_created {
+                    let _ = sys::sem_remove(semid);
+                }
+                return Err(e);
+            }
+            Ok(head) => return Ok(Opened { semid, head }),
+        }
+    }
+}
+
+/// Why an open attempt stopped.
+enum Retry {
+    /// The semaphore set vanished under us (removed by its owner): start again.
+    Again,
+    Fail(Error),
+}
+
+impl From<Errno> for Retry {
+    fn from(e: Errno) -> Retry {
+        Retry::Fail(e.into())
+    }
+}
+
+/// Step 1: the semaphore set. Returns whether this call created it.
+fn open_semaphores(key: key_t, flags: c_int) -> Result<(c_int, bool)> {
+    let mode = flags & 0o777;
+    if key == libc::IPC_PRIVATE {
+        return Ok((sys::semget(key, NSEMS, mode | libc::IPC_CREAT)?, true));
+    }
+    if flags & libc::IPC_EXCL != 0 {
+        return Ok((sys::semget(key, NSEMS, mode | libc::IPC_CREAT | libc::IPC_EXCL)?, true));
+    }
+    loop {
+        match sys::semget(key, NSEMS, mode) {
+            Ok(id) => return Ok((id, false)),
+            Err(Errno(libc::ENOENT)) if flags & libc::IPC_CREAT != 0 => {
+                match sys::semget(key, NSEMS, mode | libc::IPC_CREAT | libc::IPC_EXCL) {
+                    Ok(id) => return Ok((id, true)),
+                    Err(Errno(libc::EEXIST)) => continue,
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
+/// Steps 2 to 6: the head segment, initialised once.
+fn open_head(
+    key: key_t,
+    size: usize,
+    flags: c_int,
+    semid: c_int,
+    sem_created: bool,
+) -> std::result::Result<Segment, Retry> {
+    let mode = flags & 0o777;
+    // An initialised share can be attached without the lock: nothing here
+    // reads the header, and every later read takes a lock first.
+    if !sem_created && sys::sem_getval(semid, SEM_INIT as c_int).map_err(gone)? == 1 {
+        match sys::shmget(key, 0, mode) {
+            Ok(id) => return attach_head(id),
+            Err(Errno(libc::ENOENT)) if flags & libc::IPC_CREAT != 0 => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    lock::take_exclusive_raw(semid).map_err(gone)?;
+    let res = open_head_locked(key, size, flags, semid, sem_created);
+    let _ = lock::release(semid, lock::LockKind::Exclusive);
+    res
+}
+
+fn open_head_locked(
+    key: key_t,
+    size: usize,
+    flags: c_int,
+    semid: c_int,
+    sem_created: bool,
+) -> std::result::Result<Segment, Retry> {
+    let mode = flags & 0o777;
+    let initialised = sys::sem_getval(semid, SEM_INIT as c_int)? == 1;
+    let (shmid, created) = if key == libc::IPC_PRIVATE {
+        (sys::shmget(key, size, mode | libc::IPC_CREAT)?, true)
+    } else {
+        loop {
+            match sys::shmget(key, 0, mode) {
+                Ok(_) if flags & libc::IPC_EXCL != 0 => return Err(Errno(libc::EEXIST).into()),
+                // A segment that predates its semaphore set is no share head:
+                // most likely a data segment 0.17 chained at this key.
+                Ok(_) if sem_created && !initialised => return Err(Retry::Fail(Error::NotAShare)),
+                Ok(id) => break (id, false),
+                Err(Errno(libc::ENOENT)) if flags & libc::IPC_CREAT != 0 => {
+                    match sys::shmget(key, size, mode | libc::IPC_CREAT | libc::IPC_EXCL) {
+                        Ok(id) => break (id, true),
+                        Err(Errno(libc::EEXIST)) => continue,
+                        Err(e) => return Err(e.into()),
+                    }
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+    };
+    let head = match attach_head(shmid) {
+        Ok(h) => h,
+        Err(e) => {
+            if created {
+                let _ = sys::shm_remove(shmid);
+            }
+            return Err(e);
+        }
+    };
+    if created || !initialised {
+        head.init_head();
+        if let Err(e) = sys::sem_setval(semid, SEM_INIT as c_int, 1) {
+            drop(head);
+            if created {
+                let _ = sys::shm_remove(shmid);
+            }
+            return Err(e.into());
+        }
+    }
+    Ok(head)
+}
+
+fn attach_head(shmid: c_int) -> std::result::Result<Segment, Retry> {
+    let att = sys::Attachment::attach(shmid)?;
+    if att.len() <= HEADER {
+        return Err(Retry::Fail(Error::Corrupt("the head segment is too small")));
+    }
+    Ok(Segment::new(att))
+}
+
+/// The set vanished under us (removed by its owner): start again.
+fn gone(e: Errno) -> Retry {
+    match e.0 {
+        libc::EINVAL | libc::EIDRM => Retry::Again,
+        _ => Retry::Fail(e.into()),
+    }
+}
