@@ -238,6 +238,7 @@ sub bench_cases {
   }
   push @cases, { kind => $_ } for qw(lock-ex lock-sh version);
   push @cases, { kind => 'fetch-unchanged', size => $_ * 1024 } for $opt->{quick} ? ( 64, 4096 ) : ( 16, 64, 512, 4096 );
+  push @cases, { kind => 'two-readers', size => 64 * 1024, no_floor => 1 };
   $_->{label} = case_label( $_->{kind}, $_->{size} ) for @cases;
   if ( defined $opt->{only} ) {
     # The floor needs the cost of one XS call: ours' version().
@@ -293,6 +294,7 @@ sub run_all_rounds {
     for my $case ( @$cases ) {
       $case->{calibrate} = $timing->{calibrate};
       for my $impl_name ( @order ) {
+        next if $case->{no_floor} && ( $impl_name eq 'floor' || $impl_name eq 'core' );
         my ( $result, $error, $fields ) = run_child( $impl_name, $impls->{$impl_name}, $case, $timing->{target} );
         die "interrupted\n" if $interrupted;
         if ( defined $result ) {
@@ -383,6 +385,16 @@ sub print_table {
     print "\nours, unchanged fetch / version(): ",
      join( ', ', map { sprintf '%s %.2f', size_label( $_->{size} ), $_->{ours_median} / $version->{ours_median} } @unchanged ),
      "\n";
+  }
+  my ( $two ) = grep { $_->{kind} eq 'two-readers' } @$rows;
+  my ( $one ) = grep { $_->{kind} eq 'fetch-unchanged' && $two && $_->{size} == $two->{size} } @$rows;
+  if ( $two && $one ) {
+    printf "two readers at once / one reader, unchanged %s: %s\n", size_label( $two->{size} ), join ', ', map {
+      my $name = $_;
+      $one->{"${name}_median"} && $two->{"${name}_median"}
+       ? sprintf( '%s %.2f', $name, $two->{"${name}_median"} / $one->{"${name}_median"} )
+       : ()
+    } qw(ours orig);
   }
 }
 
@@ -632,7 +644,7 @@ sub timer_overhead {
 # fresh value before every fetch, so it stores through the writer untimed and
 # times each fetch through the reader alone (minus the timer's own cost).
 sub make_timed_loop {
-  my ( $kind, $writer, $reader, $size ) = @_;
+  my ( $kind, $writer, $reader, $size, $key ) = @_;
   my @values = defined $size ? test_values( $size ) : ();
   my $bulk = sub {
     my $body = shift;
@@ -650,6 +662,10 @@ sub make_timed_loop {
   if ( $kind eq 'fetch-unchanged' ) {
     $writer->store( $values[0] );
     return $bulk->( sub { for ( 1 .. $_[0] ) { my $got = $reader->fetch } } );
+  }
+  if ( $kind eq 'two-readers' ) {
+    $writer->store( $values[0] );
+    return sub { two_readers( $reader, $key, $_[0] ) };
   }
   if ( $kind eq 'fetch' ) {
     my $overhead = timer_overhead();
@@ -673,6 +689,41 @@ sub make_timed_loop {
     return $bulk->( sub { for ( 1 .. $_[0] ) { my $v = $writer->version } } );
   }
   die "unknown case kind '$kind'\n";
+}
+
+# $n fetches of an unchanged value through $reader, while a forked process
+# does $n more through a handle of its own, both starting together. Returns
+# half the wall time the 2 * $n fetches took, so ops/s counts both readers.
+sub two_readers {
+  my ( $reader, $key, $n ) = @_;
+  pipe( my $ready_in, my $ready_out ) or die "pipe: $!\n";
+  pipe( my $go_in,    my $go_out )    or die "pipe: $!\n";
+  my $pid = fork() // die "fork: $!\n";
+  if ( !$pid ) {
+    # POSIX::_exit: no DESTROY of the inherited handles (0.17 would remove
+    # the share in a forked child's DESTROY).
+    my $ok = eval {
+      my $other = IPC::ShareLite->new( -key => $key, -create => 0, -destroy => 0 );
+      my $got = $other->fetch;
+      syswrite( $ready_out, 'r' ) == 1 or die "pipe: $!\n";
+      sysread( $go_in, my $byte, 1 ) == 1 or die "pipe: $!\n";
+      for ( 1 .. $n ) { my $got = $other->fetch }
+      1;
+    };
+    print STDERR "bench: second reader: $@" unless $ok;
+    POSIX::_exit( $ok ? 0 : 1 );
+  }
+  close $ready_out;
+  close $go_in;
+  my $got = $reader->fetch;
+  sysread( $ready_in, my $byte, 1 ) == 1 or die "second reader did not start\n";
+  my $t0 = time;
+  syswrite( $go_out, 'g' );
+  for ( 1 .. $n ) { my $got = $reader->fetch }
+  waitpid( $pid, 0 );
+  my $wall = time - $t0;
+  die "second reader failed\n" if $?;
+  return $wall / 2;
 }
 
 # Store/fetch round trip across the two handles, before timing anything.
@@ -704,7 +755,7 @@ sub time_case {
   my ( $opt, $key ) = @_;
   my ( $writer, $reader ) = open_share_pair( $key );
   check_round_trip( $writer, $reader, $opt->{size} );
-  my $loop   = make_timed_loop( $opt->{kind}, $writer, $reader, $opt->{size} );
+  my $loop   = make_timed_loop( $opt->{kind}, $writer, $reader, $opt->{size}, $key );
   my $n      = calibrate_iterations( $loop, $opt->{seconds}, $opt->{calibrate} );
   my $spent  = $loop->( $n );
   undef $loop;
