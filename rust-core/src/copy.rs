@@ -14,11 +14,16 @@
 //! the CPU and OS support AVX2) are timed against each other once per process,
 //! at the first copy that needs a choice, for two classes of distance: "near"
 //! (destination 1..=127 bytes ahead of the source modulo 4096) and "far"
-//! (everything else). That takes some tens of microseconds; the result is kept
-//! in an atomic. `memcpy` stays unless another routine is clearly faster (see
-//! [`x86::CLEAR_WIN`]), so measurement noise can only keep the library's own
-//! choice. Copies shorter than [`x86::MIN_CHOICE`] always use `memcpy`: below that
-//! glibc does not use `rep movsb`, and the call costs more than the copy.
+//! (everything else). `memcpy` stays unless another routine is clearly faster
+//! (see [`x86::CLEAR_WIN`]), so measurement noise can only keep the library's
+//! own choice. The measurement takes well under a millisecond (about 80 µs on
+//! the development machine, page faults of its scratch buffer included); the
+//! result is kept in an atomic. On that machine (AMD EPYC, Zen 5, glibc 2.36)
+//! the timed pair of 32 KB copies takes, near: memcpy 0.50 µs, SSE2 0.69 µs,
+//! AVX2 0.61 µs; far: memcpy 0.40 µs, SSE2 0.68 µs, AVX2 0.59 µs, so `memcpy`
+//! is kept for both. Copies shorter than [`x86::MIN_CHOICE`] always use
+//! `memcpy`: below that glibc does not use `rep movsb`, and the choice would
+//! cost more than it could gain.
 //!
 //! Every other architecture uses `ptr::copy_nonoverlapping` (the platform's
 //! `memcpy`), which is correct everywhere.
