@@ -284,6 +284,7 @@ sub run_all_rounds {
   my ( $opt, $impls, $cases ) = @_;
   my $timing = $TIMING{ $opt->{quick} ? 'quick' : 'full' };
   my %ops;      # $ops{label}{impl} = [ ops/s per round ]
+  my %rounds;   # $rounds{label}{impl}{round} = ops/s
   my %parts;    # $parts{label}{field} = [ per round ], the floor's semop_ns and copy_ns
   my $errors = 0;
   my $interrupted;
@@ -299,6 +300,7 @@ sub run_all_rounds {
         die "interrupted\n" if $interrupted;
         if ( defined $result ) {
           push @{ $ops{ $case->{label} }{$impl_name} }, $result;
+          $rounds{ $case->{label} }{$impl_name}{$round} = $result;
           if ( $impl_name eq 'floor' ) {
             push @{ $parts{ $case->{label} }{$_} }, $fields->{$_} for grep { defined $fields->{$_} } qw(semop_ns copy_ns);
           }
@@ -313,14 +315,14 @@ sub run_all_rounds {
       }
     }
   }
-  return ( \%ops, \%parts, $errors );
+  return ( \%ops, \%parts, \%rounds, $errors );
 }
 
 sub summarize {
-  my ( $cases, $ops, $parts ) = @_;
+  my ( $cases, $ops, $parts, $rounds ) = @_;
   my @rows;
   for my $case ( @$cases ) {
-    my %row = %$case;
+    my %row = ( %$case, by_round => $rounds->{ $case->{label} } || {} );
     for my $impl_name ( qw(ours orig floor core) ) {
       my $runs = $ops->{ $case->{label} }{$impl_name} || [];
       $row{"${impl_name}_runs"}   = $runs;
@@ -405,7 +407,8 @@ sub print_breakdown {
   my @low = grep { defined $_->{floor_ratio} && $_->{floor_ratio} < $FLOOR_GOAL } @$rows;
   return unless @low;
   my $us = sub { $_[0] ? 1e6 / $_[0] : undef };
-  printf "\nwhere the time goes, in us per operation, for rows below %.2f of the floor:\n", $FLOOR_GOAL;
+  printf "\nwhere the time goes, in us per operation, for rows below %.2f of the floor\n", $FLOOR_GOAL;
+  print "(medians; a difference between two implementations is the median of the rounds' differences):\n";
   for my $row ( @low ) {
     my $label = sprintf '%s %s', $row->{kind}, defined $row->{size} ? size_label( $row->{size} ) : '';
     my $ours  = $us->( $row->{ours_median} );
@@ -420,13 +423,25 @@ sub print_breakdown {
     }
     printf "  %-20s floor %.3f = protocol in C %.3f%s + %s %.3f\n", $label, $c + $xs, $c, $c_parts, $calls, $xs;
     if ( my $core = $us->( $row->{core_median} ) ) {
-      printf "  %-20s ours  %.3f = Rust core %.3f (%+.3f vs C) + Perl and XS %.3f (%+.3f vs %s)\n", '',
-       $ours, $core, $core - $c, $ours - $core, $ours - $core - $xs, $calls;
+      # Differences between implementations: the median over rounds of each
+      # round's difference (runs of a round are close in time).
+      my $core_c    = paired_difference( $row, 'core', 'floor' );
+      my $ours_core = paired_difference( $row, 'ours', 'core' );
+      printf "  %-20s ours  %.3f: Rust core %.3f (%+.3f vs C), Perl and XS %.3f (%+.3f vs %s)\n", '',
+       $ours, $core, $core_c, $ours_core, $ours_core - $xs, $calls;
     }
     else {
       printf "  %-20s ours  %.3f (%+.3f vs the floor)\n", '', $ours, $ours - $c - $xs;
     }
   }
+}
+
+# The median over rounds of (us per op of $a) - (us per op of $b), over the
+# rounds in which both ran.
+sub paired_difference {
+  my ( $row, $a, $b ) = @_;
+  my ( $ra, $rb ) = map { $row->{by_round}{$_} || {} } $a, $b;
+  return median( map { 1e6 / $ra->{$_} - 1e6 / $rb->{$_} } grep { $rb->{$_} } keys %$ra );
 }
 
 sub write_csv {
@@ -559,8 +574,8 @@ sub parent_main {
    $impls->{ours}{from}, $impls->{orig}{from}, scalar @cases, scalar @impl_names, "@impl_names", $opt->{rounds};
   my @machine = machine_info();
 
-  my ( $ops, $parts, $errors ) = run_all_rounds( $opt, $impls, \@cases );
-  my @rows = summarize( \@cases, $ops, $parts );
+  my ( $ops, $parts, $rounds, $errors ) = run_all_rounds( $opt, $impls, \@cases );
+  my @rows = summarize( \@cases, $ops, $parts, $rounds );
   print "\n";
   printf "%-7s %s\n", "$_->[0]:", $_->[1] for @machine;
   print_table( \@rows, $opt->{rounds} );
