@@ -48,6 +48,8 @@ my $FLOOR_GOAL   = 0.85;
 
 # XS method calls one operation of a case makes (lock + unlock for lock-*).
 my %XS_CALLS = ( pair => 2, 'lock-ex' => 2, 'lock-sh' => 2 );
+# Processes running the case at once (each pays its own XS calls).
+my %PARALLEL = ( 'two-readers' => 2 );
 
 exit( @ARGV && $ARGV[0] eq '--child' ? child_main( @ARGV[ 1 .. $#ARGV ] ) : run_parent( @ARGV ) );
 
@@ -238,7 +240,7 @@ sub bench_cases {
   }
   push @cases, { kind => $_ } for qw(lock-ex lock-sh version);
   push @cases, { kind => 'fetch-unchanged', size => $_ * 1024 } for $opt->{quick} ? ( 64, 4096 ) : ( 16, 64, 512, 4096 );
-  push @cases, { kind => 'two-readers', size => 64 * 1024, no_floor => 1 };
+  push @cases, { kind => 'two-readers', size => 64 * 1024 };
   $_->{label} = case_label( $_->{kind}, $_->{size} ) for @cases;
   if ( defined $opt->{only} ) {
     # The floor needs the cost of one XS call: ours' version().
@@ -295,7 +297,6 @@ sub run_all_rounds {
     for my $case ( @$cases ) {
       $case->{calibrate} = $timing->{calibrate};
       for my $impl_name ( @order ) {
-        next if $case->{no_floor} && ( $impl_name eq 'floor' || $impl_name eq 'core' );
         my ( $result, $error, $fields ) = run_child( $impl_name, $impls->{$impl_name}, $case, $timing->{target} );
         die "interrupted\n" if $interrupted;
         if ( defined $result ) {
@@ -358,7 +359,7 @@ sub add_floor {
   for my $row ( @$rows ) {
     next unless $row->{floor_median} && $row->{ours_median};
     $row->{xs_calls}     = $XS_CALLS{ $row->{kind} } // 1;
-    $row->{xs_seconds}   = $row->{xs_calls} / $xs_ops;
+    $row->{xs_seconds}   = $row->{xs_calls} / $xs_ops / ( $PARALLEL{ $row->{kind} } // 1 );
     $row->{floor_total}  = 1 / ( 1 / $row->{floor_median} + $row->{xs_seconds} );
     $row->{floor_ratio}  = $row->{ours_median} / $row->{floor_total};
   }
@@ -394,9 +395,10 @@ sub print_table {
     printf "two readers at once / one reader, unchanged %s: %s\n", size_label( $two->{size} ), join ', ', map {
       my $name = $_;
       $one->{"${name}_median"} && $two->{"${name}_median"}
-       ? sprintf( '%s %.2f', $name, $two->{"${name}_median"} / $one->{"${name}_median"} )
+       ? sprintf( '%s %.2f', { floor => 'C protocol', core => 'Rust core' }->{$name} // $name,
+        $two->{"${name}_median"} / $one->{"${name}_median"} )
        : ()
-    } qw(ours orig);
+    } qw(ours orig floor core);
   }
 }
 

@@ -24,6 +24,7 @@
 #include <sys/ipc.h>
 #include <sys/sem.h>
 #include <sys/shm.h>
+#include <sys/wait.h>
 
 #ifdef SL_CORE
 #include "sharelite.h"
@@ -366,6 +367,53 @@ static char *values[2];
 static char *out;
 static double timer_cost;
 
+static int share_key_of_run;
+
+/* n unchanged fetches through the reader while a forked process does n more
+ * through a handle of its own, started together; returns half the wall time,
+ * so that ops/s counts both readers (as bench.pl's two-readers case). */
+static double two_readers(long n)
+{
+    int ready[2], go[2];
+    char byte = 0;
+    if (pipe(ready) < 0 || pipe(go) < 0)
+        die("pipe");
+    pid_t pid = fork();
+    if (pid < 0)
+        die("fork");
+    if (pid == 0) {
+        struct handle other;
+        open_share(&other, share_key_of_run, 0);
+        fetch(&other, out);
+        if (write(ready[1], "r", 1) != 1 || read(go[0], &byte, 1) != 1)
+            _exit(1);
+        for (long i = 0; i < n; i++)
+            fetch_kept(&other, out);
+        _exit(0);
+    }
+    close(ready[1]);
+    close(go[0]);
+    if (read(ready[0], &byte, 1) != 1) {
+        fprintf(stderr, "floor: second reader did not start\n");
+        exit(1);
+    }
+    double t0 = now();
+    if (write(go[1], "g", 1) != 1)
+        die("pipe");
+    for (long i = 0; i < n; i++)
+        fetch_kept(&reader, out);
+    int status = 0;
+    waitpid(pid, &status, 0);
+    double wall = now() - t0;
+    close(ready[0]);
+    close(go[1]);
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+        fprintf(stderr, "floor: second reader failed\n");
+        exit(1);
+    }
+    return wall / 2;
+}
+
 /* Seconds spent in n operations of the case. */
 static double run(long n)
 {
@@ -395,6 +443,8 @@ static double run(long n)
         int k = !strcmp(kind, "lock-ex") ? LOCK_EX : LOCK_SH;
         for (long i = 0; i < n; i++)
             lock_unlock(&writer, k);
+    } else if (!strcmp(kind, "two-readers")) {
+        return two_readers(n);
     } else if (!strcmp(kind, "version")) {
         for (long i = 0; i < n; i++)
             sink = version(&writer);
@@ -479,6 +529,7 @@ int main(int argc, char **argv)
     timer_cost = (now() - t0) / n_timer;
 
     int key = share_key();
+    share_key_of_run = key;
     open_share(&writer, key, 1);
     open_share(&reader, key, 0);
     store(&writer, values[0], size);
