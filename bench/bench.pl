@@ -120,20 +120,21 @@ sub median {
 
 sub usage {
   return <<"END";
-usage: perl bench/bench.pl [--rounds N] [--quick] [--only REGEX] [--ours-lib DIR] [--no-floor]
+usage: perl bench/bench.pl [--rounds N] [--quick] [--only REGEX] [--ours-lib DIR] [--no-floor] [--no-profile]
   --rounds N      rounds per case, each running both implementations (default 3)
   --quick         fewer sizes and shorter runs (smoke test)
   --only REGEX    only cases whose label matches, e.g. 'store|fetch-16B', '^lock'
   --ours-lib DIR  load 'ours' from DIR instead of blib (e.g. the 0.17 lib, to
                   develop the benchmark; its implementation check is then off)
   --no-floor      do not build and run the C floor (bench/floor.c)
+  --no-profile    no perf profile of the rows below the floor goal
 Writes bench/out/results.csv, and bench/out/chart.png when gnuplot is on PATH.
 END
 }
 
 sub parse_parent_options {
   my @args = @_;
-  my %opt  = ( rounds => 3, quick => 0, only => undef, ours_lib => undef, floor => 1 );
+  my %opt  = ( rounds => 3, quick => 0, only => undef, ours_lib => undef, floor => 1, profile => 1 );
   GetOptionsFromArray(
     \@args,
     'rounds=i'   => \$opt{rounds},
@@ -141,6 +142,7 @@ sub parse_parent_options {
     'only=s'     => \$opt{only},
     'ours-lib=s' => \$opt{ours_lib},
     'floor!'     => \$opt{floor},
+    'profile!'   => \$opt{profile},
     'help|h'     => sub { print usage(); exit 0 },
   ) or die usage();
   die "unexpected arguments: @args\n" . usage() if @args;
@@ -252,16 +254,20 @@ sub bench_cases {
 
 # Start one child; returns (ops/s or undef, error text, the RESULT line's
 # other fields).
-sub run_child {
+sub child_command {
   my ( $impl_name, $impl, $case, $seconds ) = @_;
-  my @cmd = $impl->{cmd}
-   ? ( @{ $impl->{cmd} }, $case->{kind}, $case->{size} // 0, $seconds, $case->{calibrate} )
-   : (
+  return ( @{ $impl->{cmd} }, $case->{kind}, $case->{size} // 0, $seconds, $case->{calibrate} ) if $impl->{cmd};
+  return (
     $^X, ( map { "-I$_" } @{ $impl->{inc} } ), $SCRIPT, '--child',
     '--impl', $impl_name, '--from', $impl->{from}, '--version-check', $impl->{version_check},
     '--kind', $case->{kind}, '--seconds', $seconds, '--calibrate', $case->{calibrate},
     ( defined $case->{size} ? ( '--size', $case->{size} ) : () ),
-   );
+  );
+}
+
+sub run_child {
+  my ( $impl_name, $impl, $case, $seconds ) = @_;
+  my @cmd = child_command( $impl_name, $impl, $case, $seconds );
   my $pid = open( my $from_child, '-|', @cmd );
   return ( undef, "cannot start $cmd[0]: $!" ) unless $pid;
   my $output = do { local $/; <$from_child> } // '';
@@ -405,7 +411,7 @@ sub print_table {
 # For every row below $FLOOR_GOAL of its floor: where the time of one
 # operation goes, from the parts measured in this run.
 sub print_breakdown {
-  my $rows = shift;
+  my ( $rows, $opt, $impls ) = @_;
   my @low = grep { defined $_->{floor_ratio} && $_->{floor_ratio} < $FLOOR_GOAL } @$rows;
   return unless @low;
   my $us = sub { $_[0] ? 1e6 / $_[0] : undef };
@@ -435,7 +441,54 @@ sub print_breakdown {
     else {
       printf "  %-20s ours  %.3f (%+.3f vs the floor)\n", '', $ours, $ours - $c - $xs;
     }
+    print_profile( $row, $opt, $impls->{ours}, $ours ) if $opt->{profile} && perf_available();
   }
+}
+
+# perf with the cpu-clock software event (needs no hardware counters).
+my $perf_ok;
+sub perf_available {
+  $perf_ok //= find_in_path( 'perf' )
+   && system( "perf record -q -e cpu-clock -o '$OUT_DIR/perf-check.data' true >/dev/null 2>&1" ) == 0;
+  unlink "$OUT_DIR/perf-check.data";
+  return $perf_ok;
+}
+
+# One more run of ours for the row, sampled by perf (attached once the child
+# runs, so perl's start-up is mostly left out); prints where the samples fell,
+# by shared object and the top symbols, in % and in us per operation.
+sub print_profile {
+  my ( $row, $opt, $impl, $us_per_op ) = @_;
+  my $timing = $TIMING{ $opt->{quick} ? 'quick' : 'full' };
+  my $data   = "$OUT_DIR/perf-$row->{label}.data";
+  # A longer run than the timed ones: perf takes a while to attach.
+  my @cmd    = child_command( 'ours', $impl, { %$row, calibrate => $timing->{calibrate} }, 1.5 );
+  my $pid    = open( my $from_child, '-|', @cmd ) or return;
+  my $perf   = fork();
+  if ( defined $perf && !$perf ) {
+    open STDOUT, '>', '/dev/null';
+    open STDERR, '>', '/dev/null';
+    { no warnings 'exec'; exec 'perf', 'record', '-q', '-e', 'cpu-clock', '-p', $pid, '-o', $data }
+    POSIX::_exit( 127 );
+  }
+  my $output = do { local $/; <$from_child> } // '';
+  close $from_child;
+  my $status = $?;
+  waitpid( $perf, 0 ) if $perf;
+  purge_child_objects( $pid );
+  return if $status || !-s $data;
+  my $report = sub {
+    my $sort = shift;
+    my @lines = `perf report -i '$data' --stdio -q --sort $sort 2>/dev/null`;
+    return map { /^\s*([\d.]+)%\s+(?:\[.\]\s+)?(.+?)\s*$/ ? [ $1, $2 ] : () } @lines;
+  };
+  my $fmt = sub { sprintf '%s %.0f%% %.3f', $_[0][1], $_[0][0], $_[0][0] / 100 * $us_per_op };
+  my @dso = grep { $_->[0] >= 1 } $report->( 'dso' );
+  my @sym = ( $report->( 'sym' ) )[ 0 .. 5 ];
+  printf "  %-20s perf (ours once more; %% of cpu-clock samples, us/op):\n", '';
+  printf "  %-20s   %s\n", '', join ', ', map { $fmt->( $_ ) } @dso;
+  printf "  %-20s   top: %s\n", '', join ', ', map { $fmt->( $_ ) } grep { defined } @sym;
+  unlink $data;
 }
 
 # The median over rounds of (us per op of $a) - (us per op of $b), over the
@@ -581,7 +634,7 @@ sub parent_main {
   print "\n";
   printf "%-7s %s\n", "$_->[0]:", $_->[1] for @machine;
   print_table( \@rows, $opt->{rounds} );
-  print_breakdown( \@rows );
+  print_breakdown( \@rows, $opt, $impls );
 
   make_path( $OUT_DIR );
   write_csv( \@rows, "$OUT_DIR/results.csv" );
