@@ -174,7 +174,7 @@ SKIP: {
       } ],
     [ 'chained segment of another size', sub {
         my ( $h, $extra ) = @_;
-        my $x = shmget( IPC_PRIVATE, 100, 0600 | IPC_CREAT ) // die "shmget: $!";
+        my $x = own_shm( shmget( IPC_PRIVATE, 100, 0600 | IPC_CREAT ) // die "shmget: $!" );
         shmwrite( $x, pack( 'iiII', -1, 0, 0, 0 ), 0, 16 ) or die "shmwrite: $!";
         push @$extra, $x;
         set_header( $h, $x, $DATA + 500 );
@@ -237,7 +237,7 @@ SKIP: {
       } ],
     [ 'chained segment of another size', sub {
         my ( $h, $extra ) = @_;
-        my $x = shmget( IPC_PRIVATE, 100, 0600 | IPC_CREAT ) // die "shmget: $!";
+        my $x = own_shm( shmget( IPC_PRIVATE, 100, 0600 | IPC_CREAT ) // die "shmget: $!" );
         shmwrite( $x, pack( 'iiII', -1, 0, 0, 0 ), 0, 16 ) or die "shmwrite: $!";
         push @$extra, $x;
         set_header( $h, $x, 0 );

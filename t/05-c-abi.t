@@ -1,5 +1,5 @@
 # The C ABI header the XS glue compiles against (xs/sharelite.h) declares
-# exactly the functions the Rust core exports (rust-core/src/ffi.rs), and the
+# exactly the functions the Rust core exports (ffi/src/lib.rs), and the
 # built XS module exports nothing but its boot function.
 use strict;
 use warnings;
@@ -9,7 +9,7 @@ use Test::More;
 use Config;
 
 my $root = root_dir();
-my ( $lib ) = glob( "$root/target/*/release/libsharelite.a" );
+my ( $lib ) = glob( "$root/target/*/release/libsharelite_ffi.a" );
 plan skip_all => 'static library not built (run make)' unless $lib && -f $lib;
 # readelf, not nm: nm may try (and fail) to read LTO objects through a plugin.
 plan skip_all => 'readelf not available' unless `readelf --version 2>/dev/null`;
@@ -28,13 +28,13 @@ ok( scalar keys %declared, 'the header declares functions' );
 is_deeply( [ sort keys %declared ], [ sort keys %exported ], 'header and Rust exports list the same sl_ functions' );
 
 # Each prototype's argument count matches the Rust signature.
-open my $rs, '<', "$root/rust-core/src/ffi.rs" or die "ffi.rs: $!";
+open my $rs, '<', "$root/ffi/src/lib.rs" or die "lib.rs: $!";
 my $ffi = do { local $/; <$rs> };
 close $rs;
 for my $name ( sort keys %declared ) {
   my ( $c_args )  = $header =~ /\b\Q$name\E\s*\(([^)]*)\)\s*;/;
   my ( $rs_args ) = $ffi =~ /extern "C" fn \Q$name\E\s*\(([^)]*)\)/s;
-  ok( defined $rs_args, "$name is defined in ffi.rs" ) or next;
+  ok( defined $rs_args, "$name is defined in ffi/src/lib.rs" ) or next;
   my $count = sub { my $a = shift; $a =~ s/^\s+|\s+$//g; return 0 if $a eq '' || $a eq 'void'; scalar split /,/, $a };
   is( $count->( $c_args ), $count->( $rs_args ), "$name takes the same number of arguments on both sides" );
 }

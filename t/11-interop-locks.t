@@ -2,11 +2,11 @@
 # directions (a holder of one implementation, the other side of the other):
 # LOCK_EX held => other side's LOCK_EX|LOCK_NB and LOCK_SH|LOCK_NB return 0;
 # LOCK_SH held => other side's LOCK_SH|LOCK_NB returns 1, LOCK_EX|LOCK_NB 0;
-# after unlock the other side gets it; semaphore values as in WIRE.md; blocking
-# lock(), fetch() and store() on one side wait for the other side's release
-# (ordering checked with timestamps and with the values read); a holder killed
-# with SIGKILL (holding LOCK_EX or LOCK_SH, or while the other side blocks)
-# releases its lock through SEM_UNDO.
+# after unlock the other side gets it; semaphore values as in doc/FORMAT.md
+# (section 4); blocking lock(), fetch() and store() on one side wait for the
+# other side's release (ordering checked with timestamps and with the values
+# read); a holder killed with SIGKILL (holding LOCK_EX or LOCK_SH, or while
+# the other side blocks) releases its lock through SEM_UNDO.
 #
 # Only children touch the share (t/lib/SLInterop.pm agents); this process
 # coordinates, reads semaphore values and sends SIGKILL. Every wait is capped

@@ -106,8 +106,11 @@ _open(key, size, flags)
   CODE:
     /* 0 on failure, with $! set: the caller croaks (from the user's line). */
     int rc;
+    /* A size beyond size_t (a 32-bit system) goes to the kernel as the
+     * largest one, which it refuses, rather than wrapped to a small one. */
+    size_t sz = size > (UV)SIZE_MAX ? SIZE_MAX : (size_t)size;
     do
-        rc = sl_share_open((int)key, (size_t)size, (int)flags, &share);
+        rc = sl_share_open((key_t)key, sz, (int)flags, &share);
     while (INTERRUPTED(rc));
     RETVAL = rc == SL_OK ? PTR2IV(share) : 0;
   OUTPUT:

@@ -6,6 +6,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h> /* key_t: 32 bits on Linux, macOS, Solaris; 64 on the BSDs */
 
 #define SL_OK 0
 #define SL_WOULD_BLOCK 1
@@ -13,7 +14,7 @@
 
 typedef struct sl_share sl_share;
 
-int sl_share_open(int key, size_t size, int flags, sl_share **out_share);
+int sl_share_open(key_t key, size_t size, int flags, sl_share **out_share);
 int sl_share_clone(sl_share *share, sl_share **out_share);
 void sl_share_free(sl_share *share);
 int sl_share_remove(sl_share *share);

@@ -21,16 +21,16 @@
 # at the end, the share is removed with our module and created anew: nothing
 # of it may remain, in particular no IPC_PRIVATE segment of size 4096 created
 # by a killed writer of ours (segments unlinked, or never linked, when it
-# died), and no keyed segment in this file's key block. Keyed segments that no
+# died), and no keyed segment at this file's keys (key .. key+256). Keyed segments that no
 # link reaches are counted and removed after each round (in the ours pass
 # they may only come from 0.17 segments cut off by a killed writer of ours:
 # must be none).
 #
-# Known defects of 0.17 (WIRE.md), expected only in the 0.17 pass and reported
-# as TODO: a 0.17 writer killed between removing surplus segments and cutting
-# the chain leaves a dangling link, on which 0.17's next growing store fails
-# (ours must repair it); one killed while creating or removing segments leaves
-# keyed orphans (counted and removed after each round).
+# Known defects of 0.17 (doc/FORMAT.md, section 6), expected only in the 0.17
+# pass and reported as TODO: a 0.17 writer killed between removing surplus
+# segments and cutting the chain leaves a dangling link, on which 0.17's next
+# growing store fails (ours must repair it); one killed while creating or
+# removing segments leaves keyed orphans (counted and removed after each round).
 
 use strict;
 use warnings;
@@ -156,8 +156,9 @@ sub chain_state {
   return ( \@ids, 0 );
 }
 
-# Run $code with a 20 s alarm; returns (result, error).
-sub timed {
+# Run $code with a 20 s alarm; returns (result, error). (Not SLTest's timed,
+# which dies on the timeout.)
+sub attempt {
   my $code = shift;
   my @r;
   my $ok = eval {
@@ -193,17 +194,19 @@ sub run_pass {
     }
     my $log = "$tmp/$impl.w.$round";
     my $pid = spawn_child( $impl, { stdout => $log }, $VALUE_LIB . $WRITER, $key, $SIZE, $round, $wtag );
-    $wpids{$pid} = 1;
+    $wpids{$pid} = [ int time, undef ];
     unless ( defined wait_text( $log, qr/^ready$/m, 20 ) ) {
       $bad->( 'writer opens the share', "round $round: " . slurp( $log ) );
       kill 'KILL', $pid;
       wait_bounded( $pid, 10 );
+      $wpids{$pid}[1] = time;
       last;
     }
     my $nap = rand 0.020;
     sleep $nap;
     kill 'KILL', $pid;
     my $rc = wait_bounded( $pid, 10 );
+    $wpids{$pid}[1] = time;
     $stat{killed}++ if defined $rc && $rc == 128 + 9;
     $bad->( 'writer dies of SIGKILL', "round $round: exit " . ( $rc // 'hung' ) ) unless defined $rc && $rc == 128 + 9;
 
@@ -234,11 +237,11 @@ sub run_pass {
     $stat{dangling}++ if $dangling;
 
     # A fresh handle of ours: the lock is free, the value whole.
-    my ( $h, $err ) = timed( sub { IPC::ShareLite->new( -key => $key ) } );
+    my ( $h, $err ) = attempt( sub { IPC::ShareLite->new( -key => $key ) } );
     unless ( $h ) { $bad->( 'ours opens the share', "round $round: $err" ); last }
-    my ( $l, $e1 ) = timed( sub { $h->lock( LOCK_EX | LOCK_NB ) } );
+    my ( $l, $e1 ) = attempt( sub { $h->lock( LOCK_EX | LOCK_NB ) } );
     $bad->( 'ours gets LOCK_EX|LOCK_NB after the kill', "round $round: " . ( $e1 // $l // "undef $!" ) ) unless defined $l && $l == 1;
-    my ( $v, $e2 ) = timed( sub { $h->fetch } );
+    my ( $v, $e2 ) = attempt( sub { $h->fetch } );
     if ( !defined $v ) {
       $bad->( 'ours fetches after the kill', "round $round: $e2" );
     }
@@ -267,12 +270,12 @@ sub run_pass {
     my $big_orig = cv( 'Q', $round, 0, $BIG );
     my $ours_store = sub {
       my $pre = shift;
-      my ( $ok, $e ) = timed( sub { $h->store( '' ) if $pre; $h->store( $big_ours ) } );
+      my ( $ok, $e ) = attempt( sub { $h->store( '' ) if $pre; $h->store( $big_ours ) } );
       if ( !$ok ) {
         $bad->( 'ours: next growing store succeeds', "round $round (" . ( $pre ? 'after storing empty' : 'on the dead writer\'s chain' ) . ( $dangling ? ', dangling link' : '' ) . "): $e" );
         return;
       }
-      my ( $back ) = timed( sub { $h->fetch } );
+      my ( $back ) = attempt( sub { $h->fetch } );
       $bad->( 'ours fetches what it stored', "round $round" ) unless defined $back && $back eq $big_ours;
       $prev = $big_ours;
     };
@@ -282,7 +285,7 @@ sub run_pass {
     my $cout = slurp( $clog );
     $bad->( '0.17 checker exits cleanly', "round $round: exit " . ( $crc // 'hung' ) . ": $cout" ) unless defined $crc && $crc == 0;
     if ( $cout =~ /^store ok$/m ) {
-      my ( $back ) = timed( sub { $h->fetch } );
+      my ( $back ) = attempt( sub { $h->fetch } );
       $bad->( 'ours fetches what 0.17 stored', "round $round" ) unless defined $back && $back eq $big_orig;
       $bad->( '0.17 fetches what it stored', "round $round" ) unless $cout =~ /^after $BIG \Q${\ md5_hex( $big_orig )}\E$/m;
       $prev = $big_orig;
@@ -294,7 +297,7 @@ sub run_pass {
     }
     else {
       $bad->( '0.17: next growing store succeeds', "round $round (" . ( $first eq 'orig' ? 'on the dead writer\'s chain' : 'after storing empty' ) . ( $dangling ? ', dangling link' : '' ) . "): $cout" );
-      my ( $back ) = timed( sub { $h->fetch } );
+      my ( $back ) = attempt( sub { $h->fetch } );
       $prev = $back if defined $back;
     }
     $ours_store->( 1 ) if $first eq 'orig';
@@ -353,6 +356,15 @@ sub run_pass {
 
 }
 
+# Was segment row $r made by one of our writers? Its creator pid is a
+# writer's and it was made while that writer lived (a pid is reused only
+# after its process is gone).
+sub by_writer {
+  my ( $r, $wpids ) = @_;
+  my $w = $wpids->{ $r->{cpid} } or return 0;
+  return $r->{ctime} >= $w->[0] && ( !defined $w->[1] || $r->{ctime} <= $w->[1] );
+}
+
 # Remove the share with ours: nothing of it may remain. Returns how many
 # unlinked segments of killed writers there were before.
 sub remove_and_check {
@@ -360,16 +372,23 @@ sub remove_and_check {
   my %t = shm_table();
   my ( $live ) = chain_state();
   my %live = map { $_ => 1 } @$live;
-  my $priv = grep { $t{$_}{key} == 0 && $t{$_}{size} == $SIZE && $wpids->{ $t{$_}{cpid} } && !$live{$_} } keys %t;
+  my $priv = grep { $t{$_}{key} == 0 && $t{$_}{size} == $SIZE && by_writer( $t{$_}, $wpids ) && !$live{$_} } keys %t;
   my @ids = chain_shmids( $key );
-  my ( $ok, $e ) = timed( sub { my $r = IPC::ShareLite->new( -key => $key ); $r->remove; 1 } );
+  my ( $ok, $e ) = attempt( sub { my $r = IPC::ShareLite->new( -key => $key ); $r->remove; 1 } );
   $bad->( 'share removed', "round $round: ours removes the share: $e" ) unless $ok;
   $bad->( 'share removed', "round $round: head, chain or semaphore set left" ) unless share_gone( $key, @ids );
   %t = shm_table();
-  my @left = grep { $t{$_}{key} == 0 && $t{$_}{size} == $SIZE && $wpids->{ $t{$_}{cpid} } } keys %t;
+  my @left = grep { $t{$_}{key} == 0 && $t{$_}{size} == $SIZE && by_writer( $t{$_}, $wpids ) } keys %t;
   $bad->( 'no IPC_PRIVATE segment left', "round $round: $priv unlinked before the removal, " . @left . " left after it:\n" . join "\n",
     map { my $b; shmread( $_, $b, 0, 16 ); "  shmid $_ nattch $t{$_}{nattch} header " . unpack( 'H*', $b // '' ) } @left[ 0 .. ( $#left < 2 ? $#left : 2 ) ] ) if @left;
-  shmctl( $_, IPC_RMID, 0 ) for @left;
+  # Removed only when its header proves it a chained segment of this share
+  # (our tag and this head's shmid); any other is reported, never touched.
+  for my $id ( @left ) {
+    my $b;
+    next unless @ids && shmread( $id, $b, 0, 16 );
+    my ( undef, undef, $tag, $head ) = unpack 'iiII', $b;
+    shmctl( $id, IPC_RMID, 0 ) if $tag == 0x534c4348 && $head == $ids[0];
+  }
   my @inblock = grep { $t{$_}{key} >= $key && $t{$_}{key} < $key + 256 } keys %t;
   $bad->( 'no keyed segment left', "round $round: " . @inblock . ' keyed segments' ) if @inblock;
   shmctl( $_, IPC_RMID, 0 ) for @inblock;

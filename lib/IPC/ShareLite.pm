@@ -7,6 +7,7 @@ use Carp qw(croak);
 use Errno ();
 use Fcntl qw(LOCK_EX LOCK_SH LOCK_UN LOCK_NB);
 use IPC::SysV qw(IPC_CREAT IPC_EXCL IPC_RMID IPC_PRIVATE IPC_STAT GETVAL SETVAL GETALL SEM_UNDO);
+use IPC::ShareLite::Inspect qw(key_from_string);
 use Scalar::Util qw(weaken refaddr looks_like_number);
 use XSLoader;
 use Exporter qw(import);
@@ -99,7 +100,12 @@ Fail when the share already exists.
 
 =item C<-mode>
 
-Permission bits of every segment and of the semaphore set; default 0666.
+Permission bits of every segment and of the semaphore set; default 0666. A
+number (C<0640>; 0 means the default, as in 0.17), an octal string with its
+leading zero (C<'0640'>), or nine characters as C<ls -l> shows them
+(C<'rw-r-----'>: C<r>, C<w>, C<x> or C<-> in that order for the owner, the
+group and others). Anything else croaks C<Failed to create share: Invalid
+argument (-mode must be ...)>.
 
 =item C<-flags>
 
@@ -109,8 +115,11 @@ when given, C<-mode> is ignored.
 =item C<-size>
 
 Segment size in bytes for a new share, default 65536 (at most 16 also means
-the default). Opening an existing share uses that share's size, whatever is
-asked.
+the default). A whole number, or one followed by a unit: C<k>, C<M> or C<G>,
+in either case, for units of 1024 bytes, 1024**2 and 1024**3 (C<'100k'> is
+102400 bytes, C<'4M'> 4194304). Anything else croaks C<Failed to create
+share: Invalid argument (-size must be ...)>. Opening an existing share uses
+that share's size, whatever is asked.
 
 =back
 
@@ -166,26 +175,20 @@ sub _fail_new {
 sub _initialize {
   my ( $self, $args ) = @_;
 
-  my $key = $args->{key} || $args->{glue} || IPC_PRIVATE;
-  unless ( $key =~ /^\d+$/ ) {
-    croak "Key must be a number or four character string" if length $key > 4;
-    croak "$key is not 8-bit clean" if grep { ord > 255 } split //, $key;
-    $key = unpack( 'i', pack( 'A4', $key ) );
-  }
-  $self->{key} = $key;
+  $self->{key} = key_from_string( $args->{key} || $args->{glue} || IPC_PRIVATE );
 
   $self->{create}    = _flag( $args->{create} )    ? IPC_CREAT              : 0;
   $self->{exclusive} = _flag( $args->{exclusive} ) ? IPC_EXCL | IPC_CREAT : 0;
   $self->{destroy}   = _flag( $args->{destroy} );
 
   $self->{flags} = $args->{flags} || 0;
-  $self->{mode} = $args->{mode} || 0666 unless $args->{flags};
+  unless ( $args->{flags} ) {
+    my $mode = _parse_mode( $args->{mode} );
+    $self->{mode} = defined $mode ? $mode : 0666;
+  }
   $self->{flags} |= $self->{exclusive} | $self->{create} | ( $self->{mode} || 0 );
 
-  my $size = $args->{size};
-  $size = 0 unless defined $size && length $size;
-  _fail_new( Errno::EINVAL(), ' (-size must be a whole number of bytes)' )
-   unless looks_like_number( $size ) && $size >= 0 && $size == int $size;
+  my $size = _parse_size( $args->{size} );
 
   my $handle = _open( $self->{key}, $size, $self->{flags} ) or do {
     my $errno = $! + 0;
@@ -199,6 +202,50 @@ sub _initialize {
   $self->{_tid}  = _thread_id();
   weaken( $LIVE{ refaddr $self } = $self );
   return 1;
+}
+
+# -size: a whole number of bytes, or one followed by k, M or G (powers of
+# 1024, either case). 0 when not given.
+my %UNIT = ( '' => 1, k => 1024, m => 1024**2, g => 1024**3 );
+
+sub _parse_size {
+  my $size = shift;
+  return 0 unless defined $size && length $size;
+  my $bytes;
+  if ( $size =~ /^([0-9]+)([kKmMgG]?)\z/ ) {
+    $bytes = $1 * $UNIT{ lc $2 };
+  }
+  elsif ( looks_like_number( $size ) && $size >= 0 && $size == int $size ) {
+    $bytes = $size;
+  }
+  else {
+    _fail_new( Errno::EINVAL(),
+      " (-size must be a whole number of bytes, optionally followed by k, M or G: not '$size')" );
+  }
+  # Beyond what a size_t carries the kernel could not even be asked.
+  _fail_new( Errno::EINVAL(), " (-size $size is larger than any segment)" ) if $bytes >= 2**63;
+  return $bytes;
+}
+
+# -mode: a number (as in 0.17; 0 means the default), an octal string with a
+# leading zero ('0640'), or nine characters in the style of ls ('rw-r-----').
+# undef when it asks for the default.
+sub _parse_mode {
+  my $mode = shift;
+  return undef unless defined $mode && length $mode;
+  if ( $mode =~ /^[r-][w-][x-][r-][w-][x-][r-][w-][x-]\z/ ) {
+    my $bits = 0;
+    $bits = $bits << 1 | ( $_ ne '-' ) for split //, $mode;
+    return $bits;
+  }
+  if ( $mode =~ /^0[0-9]/ ) {
+    return oct( $mode ) || undef if $mode =~ /^0[0-7]+\z/;
+  }
+  elsif ( looks_like_number( $mode ) && $mode >= 0 && $mode == int $mode ) {
+    return $mode + 0 || undef;
+  }
+  _fail_new( Errno::EINVAL(),
+    " (-mode must be a number, an octal string such as '0640' or permissions such as 'rw-r-----': not '$mode')" );
 }
 
 sub _thread_id { $INC{'threads.pm'} ? threads->tid : 0 }
@@ -271,6 +318,11 @@ failure). Later calls on the object fail with C<$!> set to C<EIDRM>: C<store>
 and C<fetch> croak, C<lock>, C<unlock>, C<version> and C<num_segments> return
 C<undef>.
 
+=head2 C<< shlock( $type, $timeout ) >>, C<< shunlock >>
+
+The names C<lock> and C<unlock> had before 0.03, kept (and still deprecated)
+so that old scripts run: the same as C<lock> and C<unlock>.
+
 =cut
 
 sub shlock   { shift->lock( @_ ) }
@@ -318,6 +370,38 @@ sub CLONE {
 
 __END__
 
+=head1 EXPORTS
+
+Nothing by default. On request:
+
+=over
+
+=item C<:lock> and C<:flock>
+
+C<LOCK_EX>, C<LOCK_SH>, C<LOCK_UN> and C<LOCK_NB> (from L<Fcntl>), the flags
+C<lock> takes.
+
+=item C<:all>
+
+The four above and C<IPC_CREAT>, C<IPC_EXCL>, C<IPC_RMID> and C<IPC_PRIVATE>
+(from L<IPC::SysV>), for C<-flags> and C<-key>.
+
+=item C<IPC_STAT>, C<GETVAL>, C<SETVAL>, C<GETALL>, C<SEM_UNDO>
+
+The L<IPC::SysV> constants of those names. These, and every name in the tags,
+can also be imported one by one (C<@EXPORT_OK>).
+
+=item C<IPC_STATE>
+
+The value of C<IPC_STAT>. 0.17 offered this misspelt name for export; it stays
+so that scripts that import it compile. Use C<IPC_STAT>.
+
+=back
+
+    use IPC::ShareLite qw( :lock );             # LOCK_EX and friends
+    use IPC::ShareLite qw( :all );              # ... and IPC_CREAT and friends
+    use IPC::ShareLite qw( IPC_PRIVATE LOCK_SH );
+
 =head1 ERRORS
 
 The constructor, C<store>, C<fetch> and C<remove> croak; C<lock>, C<unlock>,
@@ -342,8 +426,9 @@ The share's mode does not allow this user what C<-mode> asks for.
 
 =item C<Failed to create share: Invalid argument>
 
-A C<-size> the system refuses (beyond C<shmmax>, say), or one that is not a
-whole number of bytes.
+A C<-size> the system refuses (beyond C<shmmax>, say); or a C<-size> or
+C<-mode> this module cannot read (C<'1.5M'>, C<'rw-r--r'>), in which case the
+message says what it takes and nothing is created.
 
 =item C<IPC::ShareLite store() error: Wide character in store>
 
@@ -390,9 +475,10 @@ Objects are thread-safe: each new thread gets its own handle on the same share
 Scripts written for 0.17 run unchanged: same constructor arguments, methods,
 return values, messages (with the reason added) and exports.
 
-The in-memory format and the locking protocol are 0.17's too, so processes
-running 0.17 and processes running this version can use one share at the same
-time, locks included, and either can create, read, write or remove it. Two
+The in-memory format and the locking protocol are 0.17's too (the
+distribution's F<doc/FORMAT.md> describes them), so processes running 0.17
+and processes running this version can use one share at the same time, locks
+included, and either can create, read, write or remove it. Two
 things to know when mixing them:
 
 =over
@@ -442,6 +528,11 @@ the next store.
 
 =item * C<lock> takes an optional timeout, and warns about nothing.
 
+=item * C<-size> takes units (C<'100k'>, C<'4M'>, C<'1G'>) and C<-mode>
+permissions as C<ls> shows them (C<'rw-r-----'>) or an octal string
+(C<'0640'>, which 0.17 read as the decimal 640); malformed values croak
+instead of meaning 0.
+
 =item * The share is faster: the methods are XS, segments stay attached, and a
 fetch copies once.
 
@@ -451,6 +542,23 @@ fetch copies once.
 
 The default mode 0666 is kept for compatibility: any local user can read and
 write the share. Pass C<< -mode => 0600 >> unless other users must see it.
+
+=head1 BUGS
+
+Report bugs to the maintainers (the address in the distribution's META
+files) with the version, C<uname -a>, the output of C<ipcs -m -s -l> and a
+script that shows the problem. Known limits, as in 0.17: a value is at most
+2**31-1 bytes; the locks are advisory (a process that does not ask for them
+is not kept out); and a share lives until it is removed, also when every
+process that used it has gone (C<sharelite rm>, C<ipcrm>).
+
+=head1 LICENSE
+
+This library is free software; you can redistribute it and/or modify it under
+the same terms as Perl itself: either the GNU General Public License as
+published by the Free Software Foundation, version 1 or (at your option) any
+later version, or the Artistic License. The F<LICENSE> file of the
+distribution has both texts.
 
 =head1 AUTHOR
 

@@ -1,6 +1,6 @@
-//! The chain of segments behind a share (FORMAT.md, "Objects behind one
-//! key"): the head, the segments attached after it, and the rules for
-//! following, validating, growing, trimming and repairing links.
+//! The chain of segments behind a share (doc/FORMAT.md, 1 and 3): the head,
+//! the segments attached after it, and the rules for following, validating,
+//! growing, trimming and repairing links.
 //!
 //! Links come from shared memory that any process (or a killed writer) may
 //! have left in any state, so every link is checked before it is followed:
@@ -263,7 +263,7 @@ impl Chain {
     /// A new chained segment: private key (never findable by key), the
     /// share's mode, empty header tagged with the head.
     fn create_segment(&self) -> Result<Segment> {
-        let id = sys::shmget(libc::IPC_PRIVATE, self.seg_size, self.mode | libc::IPC_CREAT | libc::IPC_EXCL)?;
+        let id = sys::shmget(sys::IPC_PRIVATE, self.seg_size, self.mode | sys::IPC_CREAT | sys::IPC_EXCL)?;
         match sys::Attachment::attach_sized(id, self.seg_size) {
             Ok(att) => {
                 let seg = Segment::new(att);

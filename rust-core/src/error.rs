@@ -8,6 +8,7 @@ use crate::sys::Errno;
 
 /// Why an operation on a share failed.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Error {
     /// A system call failed.
     Os(Errno),
@@ -27,6 +28,7 @@ pub enum Error {
 
 impl Error {
     /// The `errno` value that goes with this error (what Perl sees in `$!`).
+    #[must_use]
     pub fn errno(&self) -> c_int {
         match self {
             Error::Os(e) => e.0,
@@ -57,6 +59,20 @@ impl fmt::Display for Error {
 }
 
 impl std::error::Error for Error {}
+
+/// An [`std::io::Error`] with this error's `errno` (so `raw_os_error` and
+/// `kind` work) and its message.
+impl From<Error> for std::io::Error {
+    fn from(e: Error) -> std::io::Error {
+        match e {
+            Error::Os(errno) => std::io::Error::from_raw_os_error(errno.0),
+            other => {
+                let kind = std::io::Error::from_raw_os_error(other.errno()).kind();
+                std::io::Error::new(kind, other)
+            }
+        }
+    }
+}
 
 impl From<Errno> for Error {
     fn from(e: Errno) -> Error {

@@ -3,12 +3,15 @@
 //! A share is one semaphore set and a chain of shared memory segments behind
 //! one SysV key. Processes using this crate, this project's Perl module, or
 //! the original 0.17 module can store and fetch the same value and lock it
-//! against each other. The format and protocol are those of `WIRE.md`.
+//! against each other. The format and protocol are described in the distribution's
+//! `doc/FORMAT.md`.
 //!
-//! ```no_run
+//! ```
 //! use sharelite::{OpenOptions, LockKind, Wait};
-//!
-//! let mut share = OpenOptions::new().key(1971).create(true).open()?;
+//! # let mut key = 0x5e1f_0000 + (std::process::id() % 0x1_0000) as i32;
+//! # while OpenOptions::new().key(key).open().is_ok() { key += 1 } // a free key
+//! // The share at `key`, created if needed, removed when `share` is dropped.
+//! let mut share = OpenOptions::new().key(key).create(true).destroy(true).open()?;
 //! share.store(b"hello")?;
 //! assert_eq!(share.fetch()?, b"hello");
 //! share.lock(LockKind::Exclusive, Wait::Forever)?;
@@ -16,22 +19,37 @@
 //! # Ok::<(), sharelite::Error>(())
 //! ```
 
-#![warn(missing_docs)]
-
 mod chain;
 mod copy;
 mod error;
-pub mod ffi;
 mod lock;
 mod open;
 mod orphans;
 mod segment;
 mod share;
-pub mod sys;
+mod sys;
 
 pub use error::{Error, Result};
 pub use lock::{LockKind, Wait};
 pub use open::{OpenOptions, DEFAULT_SIZE};
-pub use segment::HEADER;
 pub use share::{LockGuard, Share, MAX_LENGTH};
-pub use sys::Errno;
+pub use sys::{Errno, Key};
+
+/// Internals that the Perl distribution's C ABI crate (`sharelite-ffi`) and
+/// this crate's tests use, behind the `internals` feature: no stability
+/// promise, not part of the API.
+#[cfg(feature = "internals")]
+#[doc(hidden)]
+pub mod internals {
+    pub use crate::segment::HEADER;
+    pub use crate::share::ShareInternals;
+    /// The syscall layer.
+    pub mod sys {
+        pub use crate::sys::*;
+    }
+}
+
+/// The README's example, run as a doctest.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

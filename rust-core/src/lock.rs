@@ -1,4 +1,4 @@
-//! The lock protocol (FORMAT.md, "Semaphore operations"): the three
+//! The lock protocol (doc/FORMAT.md, 4 "Locks"): the three
 //! semaphores of a share, the lock kinds, how long a request may wait, and
 //! the one `semop` list for each way of taking and releasing a lock.
 
@@ -7,7 +7,7 @@ use std::time::Duration;
 use libc::{c_int, c_short};
 
 use crate::error::Result;
-use crate::sys::{self, Errno};
+use crate::sys::{self, Errno, Sembuf, IPC_NOWAIT, SEM_UNDO};
 
 /// `sem[0]`: 1 once the head has been initialised.
 pub(crate) const SEM_INIT: u16 = 0;
@@ -34,14 +34,17 @@ pub enum Wait {
     Forever,
     /// Not at all (`LOCK_NB`).
     No,
-    /// At most this long (`semtimedop(2)`).
+    /// At most this long (`semtimedop(2)` on Linux; elsewhere non-blocking
+    /// tries with a backoff up to the deadline: see [`sys::semop`]).
+    ///
+    /// [`sys::semop`]: crate::sys::semop
     For(Duration),
 }
 
 /// The `semop` list that takes a lock, every operation with `extra` flags.
-fn lock_ops(kind: LockKind, extra: c_short) -> ([libc::sembuf; 3], usize) {
-    let op = |num: u16, op: c_short, flg: c_short| libc::sembuf { sem_num: num, sem_op: op, sem_flg: flg | extra };
-    let undo = libc::SEM_UNDO as c_short;
+fn lock_ops(kind: LockKind, extra: c_short) -> ([Sembuf; 3], usize) {
+    let op = |num: u16, op: c_short, flg: c_short| Sembuf { sem_num: num, sem_op: op, sem_flg: flg | extra };
+    let undo = SEM_UNDO;
     match kind {
         LockKind::Exclusive => ([op(SEM_READERS, 0, 0), op(SEM_WRITER, 0, 0), op(SEM_WRITER, 1, undo)], 3),
         LockKind::Shared => ([op(SEM_WRITER, 0, 0), op(SEM_READERS, 1, undo), op(SEM_READERS, 0, 0)], 2),
@@ -49,19 +52,19 @@ fn lock_ops(kind: LockKind, extra: c_short) -> ([libc::sembuf; 3], usize) {
 }
 
 /// The `semop` that releases a lock.
-fn unlock_op(kind: LockKind) -> libc::sembuf {
+fn unlock_op(kind: LockKind) -> Sembuf {
     let sem_num = match kind {
         LockKind::Exclusive => SEM_WRITER,
         LockKind::Shared => SEM_READERS,
     };
-    libc::sembuf { sem_num, sem_op: -1, sem_flg: (libc::SEM_UNDO | libc::IPC_NOWAIT) as c_short }
+    Sembuf { sem_num, sem_op: -1, sem_flg: SEM_UNDO | IPC_NOWAIT }
 }
 
 /// Takes a `kind` lock on set `semid`. `Ok(false)` when `wait` is
 /// [`Wait::No`] and the lock is held elsewhere, or a [`Wait::For`] expired.
 /// A signal interrupts a wait with `EINTR` (so Perl's handlers can run).
 pub(crate) fn take(semid: c_int, kind: LockKind, wait: Wait) -> Result<bool> {
-    let nowait = if wait == Wait::No { libc::IPC_NOWAIT as c_short } else { 0 };
+    let nowait = if wait == Wait::No { IPC_NOWAIT } else { 0 };
     let timeout = match wait {
         Wait::For(d) => Some(d),
         _ => None,

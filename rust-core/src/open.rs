@@ -1,13 +1,13 @@
-//! Opening a share (FORMAT.md, "Open"): the options, the races between
+//! Opening a share (doc/FORMAT.md, 5.1 "Open"): the options, the races between
 //! processes creating the same key, and the one-time head initialisation.
 //! (`OpenOptions::open`, which makes the [`Share`](crate::Share), is in `share.rs`.)
 
-use libc::{c_int, key_t};
+use libc::c_int;
 
 use crate::error::{Error, Result};
 use crate::lock::{self, NSEMS, SEM_INIT};
 use crate::segment::{Segment, HEADER};
-use crate::sys::{self, Errno};
+use crate::sys::{self, Errno, Key, IPC_CREAT, IPC_EXCL, IPC_PRIVATE};
 
 /// Segment size used when none (or one of at most 16 bytes) is asked for.
 pub const DEFAULT_SIZE: usize = 65536;
@@ -15,23 +15,23 @@ pub const DEFAULT_SIZE: usize = 65536;
 /// How to open a share; see [`OpenOptions::open`].
 #[derive(Clone, Debug)]
 pub struct OpenOptions {
-    pub(crate) key: key_t,
+    pub(crate) key: Key,
     create: bool,
     exclusive: bool,
     mode: u32,
     pub(crate) size: usize,
-    pub(crate) destroy: bool,
+    pub(crate) destroy: Option<bool>,
 }
 
 impl Default for OpenOptions {
     fn default() -> Self {
         OpenOptions {
-            key: libc::IPC_PRIVATE,
+            key: IPC_PRIVATE,
             create: false,
             exclusive: false,
             mode: 0o666,
             size: DEFAULT_SIZE,
-            destroy: false,
+            destroy: None,
         }
     }
 }
@@ -42,7 +42,7 @@ impl OpenOptions {
         Self::default()
     }
     /// The SysV key; `IPC_PRIVATE` (0) makes a share no other process can open by key.
-    pub fn key(&mut self, key: key_t) -> &mut Self {
+    pub fn key(&mut self, key: Key) -> &mut Self {
         self.key = key;
         self
     }
@@ -67,20 +67,21 @@ impl OpenOptions {
         self.size = size;
         self
     }
-    /// Remove the share when the [`Share`] is dropped, in the process that
-    /// opened it (a forked child's copy never removes it).
+    /// Remove the share when the [`Share`](crate::Share) is dropped, in the
+    /// process that opened it (a forked child's copy never removes it).
+    /// Default: yes for a private share (no key), no for a keyed one.
     pub fn destroy(&mut self, yes: bool) -> &mut Self {
-        self.destroy = yes;
+        self.destroy = Some(yes);
         self
     }
     /// The equivalent `shmget(2)` flags.
     pub(crate) fn flags(&self) -> c_int {
         let mut f = self.mode as c_int;
         if self.create || self.exclusive {
-            f |= libc::IPC_CREAT;
+            f |= IPC_CREAT;
         }
         if self.exclusive {
-            f |= libc::IPC_EXCL;
+            f |= IPC_EXCL;
         }
         f
     }
@@ -94,7 +95,7 @@ pub(crate) struct Opened {
 
 /// Opens the share at `key` with `shmget(2)`-style `flags` (mode bits,
 /// `IPC_CREAT`, `IPC_EXCL`), as 0.17's `new_share` does.
-pub(crate) fn open(key: key_t, size: usize, flags: c_int) -> Result<Opened> {
+pub(crate) fn open(key: Key, size: usize, flags: c_int) -> Result<Opened> {
     let size = if size <= HEADER { DEFAULT_SIZE } else { size };
     loop {
         let (semid, sem_created) = open_semaphores(key, flags)?;
@@ -125,19 +126,19 @@ impl From<Errno> for Retry {
 }
 
 /// Step 1: the semaphore set. Returns whether this call created it.
-fn open_semaphores(key: key_t, flags: c_int) -> Result<(c_int, bool)> {
+fn open_semaphores(key: Key, flags: c_int) -> Result<(c_int, bool)> {
     let mode = flags & 0o777;
-    if key == libc::IPC_PRIVATE {
-        return Ok((sys::semget(key, NSEMS, mode | libc::IPC_CREAT)?, true));
+    if key == IPC_PRIVATE {
+        return Ok((sys::semget(key, NSEMS, mode | IPC_CREAT)?, true));
     }
-    if flags & libc::IPC_EXCL != 0 {
-        return Ok((sys::semget(key, NSEMS, mode | libc::IPC_CREAT | libc::IPC_EXCL)?, true));
+    if flags & IPC_EXCL != 0 {
+        return Ok((sys::semget(key, NSEMS, mode | IPC_CREAT | IPC_EXCL)?, true));
     }
     loop {
         match sys::semget(key, NSEMS, mode) {
             Ok(id) => return Ok((id, false)),
-            Err(Errno(libc::ENOENT)) if flags & libc::IPC_CREAT != 0 => {
-                match sys::semget(key, NSEMS, mode | libc::IPC_CREAT | libc::IPC_EXCL) {
+            Err(Errno(libc::ENOENT)) if flags & IPC_CREAT != 0 => {
+                match sys::semget(key, NSEMS, mode | IPC_CREAT | IPC_EXCL) {
                     Ok(id) => return Ok((id, true)),
                     Err(Errno(libc::EEXIST)) => continue,
                     Err(e) => return Err(e.into()),
@@ -150,7 +151,7 @@ fn open_semaphores(key: key_t, flags: c_int) -> Result<(c_int, bool)> {
 
 /// Steps 2 to 6: the head segment, initialised once.
 fn open_head(
-    key: key_t,
+    key: Key,
     size: usize,
     flags: c_int,
     semid: c_int,
@@ -162,7 +163,7 @@ fn open_head(
     if !sem_created && sys::sem_getval(semid, SEM_INIT as c_int).map_err(gone)? == 1 {
         match sys::shmget(key, 0, mode) {
             Ok(id) => return attach_head(id),
-            Err(Errno(libc::ENOENT)) if flags & libc::IPC_CREAT != 0 => {}
+            Err(Errno(libc::ENOENT)) if flags & IPC_CREAT != 0 => {}
             Err(e) => return Err(e.into()),
         }
     }
@@ -173,7 +174,7 @@ fn open_head(
 }
 
 fn open_head_locked(
-    key: key_t,
+    key: Key,
     size: usize,
     flags: c_int,
     semid: c_int,
@@ -181,18 +182,18 @@ fn open_head_locked(
 ) -> std::result::Result<Segment, Retry> {
     let mode = flags & 0o777;
     let initialised = sys::sem_getval(semid, SEM_INIT as c_int)? == 1;
-    let (shmid, created) = if key == libc::IPC_PRIVATE {
-        (sys::shmget(key, size, mode | libc::IPC_CREAT)?, true)
+    let (shmid, created) = if key == IPC_PRIVATE {
+        (sys::shmget(key, size, mode | IPC_CREAT)?, true)
     } else {
         loop {
             match sys::shmget(key, 0, mode) {
-                Ok(_) if flags & libc::IPC_EXCL != 0 => return Err(Errno(libc::EEXIST).into()),
+                Ok(_) if flags & IPC_EXCL != 0 => return Err(Errno(libc::EEXIST).into()),
                 // A segment that predates its semaphore set is no share head:
                 // most likely a data segment 0.17 chained at this key.
                 Ok(_) if sem_created && !initialised => return Err(Retry::Fail(Error::NotAShare)),
                 Ok(id) => break (id, false),
-                Err(Errno(libc::ENOENT)) if flags & libc::IPC_CREAT != 0 => {
-                    match sys::shmget(key, size, mode | libc::IPC_CREAT | libc::IPC_EXCL) {
+                Err(Errno(libc::ENOENT)) if flags & IPC_CREAT != 0 => {
+                    match sys::shmget(key, size, mode | IPC_CREAT | IPC_EXCL) {
                         Ok(id) => break (id, true),
                         Err(Errno(libc::EEXIST)) => continue,
                         Err(e) => return Err(e.into()),
@@ -226,7 +227,7 @@ fn open_head_locked(
 
 fn attach_head(shmid: c_int) -> std::result::Result<Segment, Retry> {
     let att = sys::Attachment::attach(shmid)?;
-    if att.len() <= HEADER {
+    if att.size() <= HEADER {
         return Err(Retry::Fail(Error::Corrupt("the head segment is too small")));
     }
     Ok(Segment::new(att))

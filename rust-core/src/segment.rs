@@ -1,4 +1,4 @@
-//! One attached segment and its 16-byte header (WIRE.md, "Objects behind one key").
+//! One attached segment and its 16-byte header (doc/FORMAT.md, 2 "The header").
 //!
 //! Other processes write the same memory, so every header field is read and
 //! written with one volatile, aligned 32-bit access, and the data area is only
@@ -22,9 +22,6 @@ const VERSION: usize = 12;
 /// that one orphaned by a killed writer can still be found and removed. Both
 /// fields are unused in chained segments by either implementation.
 pub const CHAIN_TAG: u32 = 0x534c_4348;
-
-/// `shm_perm.mode` flag of a segment marked for removal (Linux).
-const SHM_DEST: libc::c_ushort = 0o1000;
 
 /// What [`Segment::attach_checked`] found.
 #[derive(Debug)]
@@ -69,11 +66,11 @@ impl Segment {
 
     /// The segment's size in bytes, header included.
     pub fn len(&self) -> usize {
-        self.att.len()
+        self.att.size()
     }
 
     fn read(&self, off: usize) -> u32 {
-        debug_assert!(off + 4 <= HEADER && HEADER <= self.att.len());
+        debug_assert!(off + 4 <= HEADER && HEADER <= self.att.size());
         // SAFETY: the mapping is page-aligned and at least HEADER bytes long
         // (checked when the share is opened and when a segment is chained), so
         // off is an aligned in-bounds u32; volatile because other processes
@@ -82,7 +79,7 @@ impl Segment {
     }
 
     fn write(&self, off: usize, v: u32) {
-        debug_assert!(off + 4 <= HEADER && HEADER <= self.att.len());
+        debug_assert!(off + 4 <= HEADER && HEADER <= self.att.size());
         // SAFETY: as in `read`; the mapping is writable (attached read-write).
         unsafe { ptr::write_volatile(self.att.as_ptr().add(off) as *mut u32, v) }
     }
@@ -154,7 +151,7 @@ impl Segment {
 
     /// Copies `src` into the data area at `off`; the caller keeps it in bounds.
     pub fn write_data(&self, off: usize, src: &[u8]) {
-        assert!(HEADER + off + src.len() <= self.att.len());
+        assert!(HEADER + off + src.len() <= self.att.size());
         // SAFETY: the destination range lies inside the mapping (asserted) and
         // cannot overlap `src`, which is process-private memory.
         unsafe { copy_bytes(self.att.as_ptr().add(HEADER + off), src.as_ptr(), src.len()) }
@@ -162,7 +159,7 @@ impl Segment {
 
     /// Copies `dst.len()` bytes of the data area from `off` into `dst`.
     pub fn read_data(&self, off: usize, dst: &mut [u8]) {
-        assert!(HEADER + off + dst.len() <= self.att.len());
+        assert!(HEADER + off + dst.len() <= self.att.size());
         // SAFETY: the source range lies inside the mapping (asserted) and cannot
         // overlap `dst`, which is process-private memory.
         unsafe { copy_bytes(dst.as_mut_ptr(), self.att.as_ptr().add(HEADER + off), dst.len()) }
@@ -170,22 +167,23 @@ impl Segment {
 
     /// Attaches segment `shmid`, whose size must be `size`.
     pub fn attach_checked(shmid: i32, size: usize) -> Result<Attached, Errno> {
-        let ds = crate::sys::shm_stat(shmid)?;
-        if ds.shm_segsz != size {
+        let st = crate::sys::shm_stat(shmid)?;
+        if st.size != size {
             return Ok(Attached::WrongSize);
         }
         let seg = Segment { att: Attachment::attach_sized(shmid, size)? };
-        if ds.shm_perm.mode & SHM_DEST != 0 {
+        if st.removed {
             return Ok(Attached::Removed(seg));
         }
         Ok(Attached::Live(seg))
     }
 
     /// True when the segment has been removed (it lives on only while
-    /// attached somewhere, and vanishes with the last detach).
+    /// attached somewhere, and vanishes with the last detach; on Solaris and
+    /// illumos its id is gone at once, so `IPC_STAT` fails).
     pub fn is_removed(&self) -> bool {
         match crate::sys::shm_stat(self.shmid()) {
-            Ok(ds) => ds.shm_perm.mode & SHM_DEST != 0,
+            Ok(st) => st.removed,
             Err(_) => true,
         }
     }

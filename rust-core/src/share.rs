@@ -1,7 +1,7 @@
 //! A share: the handle on one semaphore set and the chain of segments behind
-//! one key, with the store, fetch, lock and remove operations of FORMAT.md.
+//! one key, with the store, fetch, lock and remove operations of doc/FORMAT.md (5).
 
-use libc::{c_int, key_t};
+use libc::c_int;
 
 use crate::chain::{Chain, Grow};
 use crate::error::{Error, Result};
@@ -9,7 +9,7 @@ use crate::lock::{self, LockKind, Wait};
 use crate::open::{self, OpenOptions};
 use crate::orphans;
 use crate::segment::Segment;
-use crate::sys;
+use crate::sys::{self, Key};
 
 /// The longest value the format's int32 length field can describe.
 pub const MAX_LENGTH: usize = i32::MAX as usize;
@@ -17,16 +17,32 @@ pub const MAX_LENGTH: usize = i32::MAX as usize;
 impl OpenOptions {
     /// Opens (or creates) the share.
     ///
-    /// ```no_run
+    /// A share with no key is private: only this process (and its
+    /// children) can use it, and it is removed when the handle is dropped
+    /// unless [`OpenOptions::destroy`] says otherwise. A keyed share stays
+    /// until removed, unless `destroy(true)` is given.
+    ///
+    /// ```
     /// use sharelite::OpenOptions;
-    /// // Create the share at key 1971 if needed, readable by this user only,
+    /// # let mut key = 0x5e1f_0000 + (std::process::id() % 0x1_0000) as i32;
+    /// # while OpenOptions::new().key(key).open().is_ok() { key += 1 } // a free key
+    /// // Create the share at `key` if needed, readable by this user only,
     /// // and remove it when `share` is dropped.
-    /// let share = OpenOptions::new().key(1971).create(true).mode(0o600).destroy(true).open()?;
+    /// let share = OpenOptions::new().key(key).create(true).mode(0o600).destroy(true).open()?;
+    /// // A private share, removed on drop.
+    /// let scratch = OpenOptions::new().create(true).open()?;
     /// # Ok::<(), sharelite::Error>(())
     /// ```
+    ///
+    /// # Errors
+    /// [`Error::Os`] with `ENOENT` when the share does not exist and
+    /// `create` is not set, `EEXIST` with `exclusive` when it exists,
+    /// `EACCES` when the mode forbids it, `EINVAL` or `ENOSPC` for a size or
+    /// count the system refuses; [`Error::NotAShare`] when the key holds a
+    /// segment that is not the head of a share.
     pub fn open(&self) -> Result<Share> {
-        let mut share = Share::open_raw(self.key, self.size, self.flags())?;
-        share.destroy = self.destroy;
+        let mut share = Share::open_with_flags(self.key, self.size, self.flags())?;
+        share.destroy = self.destroy.unwrap_or(self.key == libc::IPC_PRIVATE);
         Ok(share)
     }
 }
@@ -39,7 +55,7 @@ struct Stamp {
     shm_state: u32,
 }
 
-/// A fetch between [`Share::fetch_begin`] and [`Share::fetch_finish`].
+/// A fetch between [`Share::fetch_begin`] and [`Share::finish_fetch`].
 #[derive(Debug)]
 struct PendingFetch {
     took_lock: bool,
@@ -55,7 +71,7 @@ struct PendingFetch {
 /// released when it is dropped (in the process that took them).
 #[derive(Debug)]
 pub struct Share {
-    key: key_t,
+    key: Key,
     semid: c_int,
     chain: Chain,
     lock: Option<LockKind>,
@@ -74,12 +90,12 @@ impl Share {
     /// `EEXIST` with `IPC_EXCL` when it exists (or when the key holds a segment
     /// that is no share head), `EACCES` when the mode forbids it, `EINVAL` or
     /// `ENOSPC` for a size or count the system refuses.
-    pub fn open_raw(key: key_t, size: usize, flags: c_int) -> Result<Share> {
+    pub(crate) fn open_with_flags(key: Key, size: usize, flags: c_int) -> Result<Share> {
         let opened = open::open(key, size, flags)?;
         Ok(Share::with_head(key, opened.semid, flags & 0o777, opened.head))
     }
 
-    fn with_head(key: key_t, semid: c_int, mode: c_int, head: Segment) -> Share {
+    fn with_head(key: Key, semid: c_int, mode: c_int, head: Segment) -> Share {
         Share {
             key,
             semid,
@@ -95,6 +111,11 @@ impl Share {
 
     /// A second, independent handle on the same share (for another thread):
     /// same semaphore set and head, no lock held.
+    ///
+    /// # Errors
+    /// [`Error::Removed`] after [`Share::remove`]; [`Error::Os`] when the head
+    /// cannot be attached again (it was removed elsewhere, or the system's limit
+    /// of attachments is reached).
     pub fn try_clone(&self) -> Result<Share> {
         self.usable()?;
         let att = sys::Attachment::attach_sized(self.shmid(), self.segment_size())?;
@@ -102,22 +123,27 @@ impl Share {
     }
 
     /// The key the share was opened with.
-    pub fn key(&self) -> key_t {
+    #[must_use]
+    pub fn key(&self) -> Key {
         self.key
     }
     /// The semaphore set's id.
+    #[must_use]
     pub fn semid(&self) -> c_int {
         self.semid
     }
     /// The head segment's id.
+    #[must_use]
     pub fn shmid(&self) -> c_int {
         self.chain.head().shmid()
     }
     /// The size of every segment (the head's real size), header included.
+    #[must_use]
     pub fn segment_size(&self) -> usize {
         self.chain.seg_size()
     }
     /// The lock this handle holds.
+    #[must_use]
     pub fn held(&self) -> Option<LockKind> {
         self.lock
     }
@@ -133,13 +159,16 @@ impl Share {
     /// The head's version: 1 when created, +1 for every store (wrapping).
     /// Read without a lock, as 0.17 does.
     ///
-    /// ```no_run
+    /// ```
     /// # let mut share = sharelite::OpenOptions::new().create(true).open()?;
     /// let before = share.version()?;
     /// share.store(b"x")?;
     /// assert_eq!(share.version()?, before.wrapping_add(1));
     /// # Ok::<(), sharelite::Error>(())
     /// ```
+    ///
+    /// # Errors
+    /// [`Error::Removed`] after [`Share::remove`].
     pub fn version(&self) -> Result<u32> {
         self.usable()?;
         Ok(self.chain.head().version())
@@ -154,7 +183,7 @@ impl Share {
     /// kind first releases the one held (as 0.17 does): if the new one cannot
     /// be had, the handle holds none.
     ///
-    /// ```no_run
+    /// ```
     /// # use std::time::Duration;
     /// use sharelite::{LockKind, Wait};
     /// # let mut share = sharelite::OpenOptions::new().create(true).open()?;
@@ -166,6 +195,11 @@ impl Share {
     /// }
     /// # Ok::<(), sharelite::Error>(())
     /// ```
+    ///
+    /// # Errors
+    /// [`Error::Removed`] after [`Share::remove`]; [`Error::Os`] with `EINTR`
+    /// when a signal interrupted the wait, `EIDRM`/`EINVAL` when the share was
+    /// removed elsewhere.
     pub fn lock(&mut self, kind: LockKind, wait: Wait) -> Result<bool> {
         self.usable()?;
         self.end_fetch();
@@ -184,15 +218,18 @@ impl Share {
     /// `wait` gave up (see [`Share::lock`]). The guard gives access to the
     /// share's methods meanwhile.
     ///
-    /// ```no_run
+    /// ```
     /// # use sharelite::{OpenOptions, LockKind, Wait};
-    /// let mut share = OpenOptions::new().key(1971).open()?;
+    /// let mut share = OpenOptions::new().create(true).open()?;
     /// if let Some(mut held) = share.lock_guard(LockKind::Exclusive, Wait::No)? {
     ///     let n: u64 = String::from_utf8_lossy(&held.fetch()?).parse().unwrap_or(0);
     ///     held.store((n + 1).to_string().as_bytes())?;
     /// }
     /// # Ok::<(), sharelite::Error>(())
     /// ```
+    ///
+    /// # Errors
+    /// As [`Share::lock`].
     pub fn lock_guard(&mut self, kind: LockKind, wait: Wait) -> Result<Option<LockGuard<'_>>> {
         if self.lock(kind, wait)? {
             Ok(Some(LockGuard { share: self }))
@@ -202,6 +239,10 @@ impl Share {
     }
 
     /// Releases whatever lock this handle holds (nothing held is fine).
+    ///
+    /// # Errors
+    /// [`Error::Removed`] after [`Share::remove`]; [`Error::Os`] when the
+    /// semaphore set was removed elsewhere.
     pub fn unlock(&mut self) -> Result<()> {
         self.usable()?;
         self.end_fetch();
@@ -249,17 +290,23 @@ impl Share {
 
     // ----- store / fetch -------------------------------------------------
 
-    /// Stores `value` (WIRE.md "Store"), taking the exclusive lock unless this
+    /// Stores `value` (doc/FORMAT.md, 5.3 "Store"), taking the exclusive lock unless this
     /// handle holds it. The chain is grown first, so a failure to get a
     /// segment leaves the old value whole; a writer killed at any instant
     /// leaves a chain both implementations can use.
     ///
-    /// ```no_run
+    /// ```
     /// # let mut share = sharelite::OpenOptions::new().create(true).open()?;
     /// share.store(b"any bytes, of any length")?;
     /// share.store(&vec![0u8; 1 << 20])?; // grows the chain as needed
     /// # Ok::<(), sharelite::Error>(())
     /// ```
+    ///
+    /// # Errors
+    /// [`Error::TooLong`] for a value over [`MAX_LENGTH`]; [`Error::Removed`];
+    /// [`Error::Os`] when the lock cannot be had or a segment cannot be created
+    /// (`ENOSPC`, `ENOMEM`: the system's limits; every segment the store made is
+    /// removed again, and the old value stays whole).
     pub fn store(&mut self, value: &[u8]) -> Result<()> {
         if value.len() > MAX_LENGTH {
             return Err(Error::TooLong(value.len()));
@@ -290,8 +337,8 @@ impl Share {
     /// validates the header and attaches what the value needs. Returns the
     /// value's length, and `true` when `have_copy` is set and nothing was
     /// stored since the last completed fetch through this handle. Must be
-    /// followed by [`Share::fetch_finish`]; any other call ends it first.
-    pub fn fetch_begin(&mut self, have_copy: bool) -> Result<(usize, bool)> {
+    /// followed by [`Share::finish_fetch`]; any other call ends it first.
+    pub(crate) fn begin_fetch(&mut self, have_copy: bool) -> Result<(usize, bool)> {
         self.usable()?;
         self.end_fetch();
         let took_lock = self.lock.is_none();
@@ -329,9 +376,9 @@ impl Share {
     }
 
     /// Second half of a fetch: copies the value into `out` (exactly the length
-    /// `fetch_begin` returned; `None` to keep the caller's unchanged copy) and
-    /// releases the lock `fetch_begin` took.
-    pub fn fetch_finish(&mut self, out: Option<&mut [u8]>) {
+    /// `begin_fetch` returned; `None` to keep the caller's unchanged copy) and
+    /// releases the lock `begin_fetch` took.
+    pub(crate) fn finish_fetch(&mut self, out: Option<&mut [u8]>) {
         let Some(p) = self.pending.take() else { return };
         // The caller holds the value now if it kept an unchanged copy or got
         // the whole value here; only then may a later fetch say "unchanged".
@@ -352,14 +399,14 @@ impl Share {
     /// Ends a fetch left half done (by a caller that went on to another call).
     fn end_fetch(&mut self) {
         if self.pending.is_some() {
-            self.fetch_finish(None);
+            self.finish_fetch(None);
             self.last_fetch = None;
         }
     }
 
     /// Fetches the value into `buf` (cleared first, then filled).
     ///
-    /// ```no_run
+    /// ```
     /// # let mut share = sharelite::OpenOptions::new().create(true).open()?;
     /// let mut buf = Vec::new();
     /// for _ in 0..3 {
@@ -368,21 +415,30 @@ impl Share {
     /// }
     /// # Ok::<(), sharelite::Error>(())
     /// ```
+    ///
+    /// # Errors
+    /// [`Error::Corrupt`] when the header or the chain breaks the format (a
+    /// loop, a length past the chain, a dangling link): nothing is changed;
+    /// [`Error::Removed`]; [`Error::Os`] when the lock cannot be had.
     pub fn fetch_into(&mut self, buf: &mut Vec<u8>) -> Result<()> {
-        let (len, _) = self.fetch_begin(false)?;
+        let (len, _) = self.begin_fetch(false)?;
         buf.clear();
         buf.resize(len, 0);
-        self.fetch_finish(Some(buf));
+        self.finish_fetch(Some(buf));
         Ok(())
     }
 
     /// Fetches the value.
     ///
-    /// ```no_run
-    /// # let mut share = sharelite::OpenOptions::new().key(1971).open()?;
+    /// ```
+    /// # let mut share = sharelite::OpenOptions::new().create(true).open()?;
     /// let value = share.fetch()?; // empty when nothing was stored
+    /// assert!(value.is_empty());
     /// # Ok::<(), sharelite::Error>(())
     /// ```
+    ///
+    /// # Errors
+    /// As [`Share::fetch_into`].
     pub fn fetch(&mut self) -> Result<Vec<u8>> {
         let mut v = Vec::new();
         self.fetch_into(&mut v)?;
@@ -391,12 +447,15 @@ impl Share {
 
     /// The number of segments in the chain, head included.
     ///
-    /// ```no_run
+    /// ```
     /// # let mut share = sharelite::OpenOptions::new().create(true).size(4096).open()?;
     /// share.store(&[7u8; 10_000])?;
     /// assert_eq!(share.num_segments()?, 3); // 4080 data bytes per segment
     /// # Ok::<(), sharelite::Error>(())
     /// ```
+    ///
+    /// # Errors
+    /// As [`Share::fetch_into`].
     pub fn num_segments(&mut self) -> Result<usize> {
         self.usable()?;
         self.end_fetch();
@@ -412,12 +471,16 @@ impl Share {
     /// ours orphaned by killed writers), then the semaphore set. Takes the
     /// exclusive lock first. Later calls on this handle fail with `EIDRM`.
     ///
-    /// ```no_run
-    /// # let mut share = sharelite::OpenOptions::new().key(1971).open()?;
+    /// ```
+    /// # let mut share = sharelite::OpenOptions::new().create(true).open()?;
     /// share.remove()?;
     /// assert!(share.fetch().is_err());
     /// # Ok::<(), sharelite::Error>(())
     /// ```
+    ///
+    /// # Errors
+    /// [`Error::Removed`] when already removed through this handle;
+    /// [`Error::Os`] when the lock cannot be had or the semaphore set is gone.
     pub fn remove(&mut self) -> Result<()> {
         self.usable()?;
         self.end_fetch();
@@ -436,6 +499,45 @@ impl Share {
         self.chain.detach_head();
         sys::sem_remove(self.semid)?;
         Ok(())
+    }
+}
+
+/// The split fetch and the open by raw `shmget(2)` flags that the C ABI
+/// crate (`sharelite-ffi`) needs: the XS asks for the length, allocates a
+/// Perl string, then has it filled, under one shared lock.
+#[cfg(feature = "internals")]
+pub trait ShareInternals: Sized {
+    /// Opens the share at `key` with `shmget(2)`-style `flags` (mode bits,
+    /// `IPC_CREAT`, `IPC_EXCL`), as 0.17's `new_share` does.
+    ///
+    /// # Errors
+    /// As [`OpenOptions::open`].
+    fn open_raw(key: Key, size: usize, flags: c_int) -> Result<Self>;
+    /// First half of a fetch: takes the shared lock unless a lock is held,
+    /// validates the header and attaches what the value needs. Returns the
+    /// value's length, and `true` when `have_copy` is set and nothing was
+    /// stored since the last completed fetch through this handle. Must be
+    /// followed by [`ShareInternals::fetch_finish`]; any other call ends it.
+    ///
+    /// # Errors
+    /// As [`Share::fetch`].
+    fn fetch_begin(&mut self, have_copy: bool) -> Result<(usize, bool)>;
+    /// Second half of a fetch: copies the value into `out` (exactly the
+    /// length `fetch_begin` returned; `None` to keep the caller's unchanged
+    /// copy) and releases the lock `fetch_begin` took.
+    fn fetch_finish(&mut self, out: Option<&mut [u8]>);
+}
+
+#[cfg(feature = "internals")]
+impl ShareInternals for Share {
+    fn open_raw(key: Key, size: usize, flags: c_int) -> Result<Share> {
+        Share::open_with_flags(key, size, flags)
+    }
+    fn fetch_begin(&mut self, have_copy: bool) -> Result<(usize, bool)> {
+        self.begin_fetch(have_copy)
+    }
+    fn fetch_finish(&mut self, out: Option<&mut [u8]>) {
+        self.finish_fetch(out)
     }
 }
 

@@ -1,4 +1,4 @@
-//! Corrupted and hostile headers (WIRE.md, "Known defects of the original"):
+//! Corrupted and hostile headers (doc/FORMAT.md, 6: everything read is checked):
 //! a read must never hang, panic, create segments or return a wrong-length
 //! value; it reports `Error::Corrupt` (or a system error) instead.
 //!
@@ -14,7 +14,8 @@ use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use sharelite::{Error, LockKind, OpenOptions, Share, Wait, HEADER};
+use sharelite::internals::HEADER;
+use sharelite::{Error, LockKind, OpenOptions, Share, Wait};
 
 const SIZE: usize = 64;
 const DATA: usize = SIZE - HEADER;

@@ -1,4 +1,4 @@
-//! Behaviour of `Share` on real SysV segments and semaphores (WIRE.md).
+//! Behaviour of `Share` on real SysV segments and semaphores (doc/FORMAT.md).
 //!
 //! Every share a test makes sits in a `Guard` that removes it on drop, also
 //! when the test panics. Tests run in parallel threads of one process: keyed
@@ -12,8 +12,9 @@ use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use sharelite::sys::Errno;
-use sharelite::{Error, LockKind, OpenOptions, Share, Wait, DEFAULT_SIZE, HEADER};
+use sharelite::internals::{ShareInternals, HEADER};
+use sharelite::Errno;
+use sharelite::{Error, LockKind, OpenOptions, Share, Wait, DEFAULT_SIZE};
 
 // ----- helpers --------------------------------------------------------------
 

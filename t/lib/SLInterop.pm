@@ -15,6 +15,7 @@ use IPC::SysV qw(GETVAL);
 use POSIX qw(WNOHANG);
 use Time::HiRes ();
 use SLTest ();
+use SLInterop::Child ();
 use Exporter ();
 our @ISA    = ('Exporter');
 our @EXPORT = qw(
@@ -39,63 +40,17 @@ sub nsegs {
   return $len ? int( ( $len + $d - 1 ) / $d ) : 1;
 }
 
-my @TMP;
 sub tmp_dir {
   my $d = File::Temp::tempdir( 'slinterop.XXXXXX', TMPDIR => 1, CLEANUP => 1 );
   return $d;
 }
 
-sub put_file {
-  my ( $f, $c ) = @_;
-  open my $fh, '>', "$f.tmp.$$" or die "open $f: $!";
-  print {$fh} defined $c ? $c : '';
-  close $fh or die "close $f: $!";
-  rename "$f.tmp.$$", $f or die "rename $f: $!";
-  return 1;
-}
+*put_file = \&SLInterop::Child::put_file;
 
-# Code prepended to every child: value maker, bounded file waits, opening.
-# $ORIG is true in a child running 0.17. The 0.17 quirk: an opener must not ask
-# for more than the existing segment size, so open_share passes the creator's
-# size to 0.17 and ours_size (if given, undef = default) to ours.
-our $CHILD_LIB = <<'EOC';
-use Time::HiRes qw(time sleep);
-use Digest::MD5 qw(md5_hex);
-our $ORIG = $IPC::ShareLite::VERSION eq '0.17' ? 1 : 0;
-our $WAIT_CAP = 20;
-# $len bytes, binary, every 4+length($seed) block different (misplaced chunks show)
-sub mk {
-  my ( $len, $seed ) = @_;
-  my $blk = 4 + length $seed;
-  my $s = join '', map { pack( 'N', $_ ) . $seed } 0 .. int( $len / $blk );
-  return substr( $s, 0, $len );
-}
-sub wait_file {
-  my ( $f, $cap ) = @_;
-  my $end = time + ( $cap || $WAIT_CAP );
-  until ( -e $f ) {
-    die "timeout waiting for $f\n" if time > $end;
-    sleep 0.002;
-  }
-  return 1;
-}
-sub put_file {
-  my ( $f, $c ) = @_;
-  open my $fh, '>', "$f.tmp.$$" or die "open $f: $!";
-  print {$fh} defined $c ? $c : '';
-  close $fh or die "close $f: $!";
-  rename "$f.tmp.$$", $f or die "rename $f: $!";
-  return 1;
-}
-sub open_share {
-  my %a = @_;
-  my @args = ( -key => $a{key}, -create => $a{create} ? 1 : 0, -destroy => $a{destroy} ? 1 : 0 );
-  my $size = $a{size};
-  $size = $a{ours_size} if !$ORIG && exists $a{ours_size};
-  push @args, -size => $size if defined $size;
-  return IPC::ShareLite->new( @args );
-}
-EOC
+# Code prepended to every child: it loads the child library (value maker,
+# bounded file waits, opening) from t/lib/SLInterop/Child.pm, which the
+# children find through the -I of SLTest::perl_cmd.
+our $CHILD_LIB = "use SLInterop::Child;\n";
 
 sub child_lib { $CHILD_LIB }
 
@@ -171,17 +126,7 @@ sub sem_values {
 }
 
 # shmid => segment size, for every segment in the system.
-sub shm_sizes {
-  my %size;
-  open my $fh, '<', '/proc/sysvipc/shm' or return ();
-  my @cols = split ' ', scalar <$fh>;
-  while ( <$fh> ) {
-    my %r;
-    @r{@cols} = split ' ';
-    $size{ $r{shmid} } = $r{size};
-  }
-  return %size;
-}
+sub shm_sizes { return map { $_->{shmid} => $_->{size} } SLTest::proc_rows( 'shm' ) }
 
 # True when nothing is left of the share at $key: no head, no semaphore set,
 # and none of the @shmids (its chain seen earlier) exists any more.

@@ -2,11 +2,21 @@ package SLTest;
 
 # Shared helpers for the test suite: keys of our own, the reference 0.17
 # implementation, child processes of either implementation, and cleanup of
-# every SysV object a test file (or its children) created.
+# the SysV objects a test file (or its children) created.
+#
+# Other programs on the host may use SysV IPC: a test never removes, and
+# never counts as its own, an object it did not make. new_key() hands out
+# keys that were free when handed out (a key..key+span with no segment and no
+# semaphore set); what a test makes at those keys is recorded by id (adopt(),
+# done by chain_shmids, sem_counts, purge_key, the leak check and END), along
+# with the chain hanging from each such head, and any id given to own_shm /
+# own_sem. Cleanup and the leak check go by those ids only.
 
 use strict;
 use warnings;
 use Cwd qw(abs_path);
+use Digest::MD5 ();
+use Errno ();
 use File::Basename qw(dirname);
 use File::Spec;
 use IPC::SysV qw(IPC_RMID IPC_PRIVATE);
@@ -15,38 +25,98 @@ use Exporter ();
 our @ISA = ('Exporter');
 
 our @EXPORT = qw(
-  new_key key_block root_dir ref_lib have_ref need_ref impl_under_test
+  new_key root_dir ref_lib have_ref need_ref impl_under_test
   perl_cmd run_impl spawn_impl wait_child chain_shmids purge_key
   leaked_objects no_leaks_ok note_pid impls other_impl proc_rows
-  timed sem_counts watchdog
+  timed sem_counts watchdog adopt own_shm own_sem key_candidates
 );
 
-my $ROOT = abs_path( File::Spec->catdir( dirname( __FILE__ ), '..', '..' ) );
+my $ROOT     = abs_path( File::Spec->catdir( dirname( __FILE__ ), '..', '..' ) );
 my $MAIN_PID = $$;
-my $BLOCK    = 0x20000000 + ( $$ & 0x3FFFFF ) * 256;
-my $NEXT     = 0;
 my %PIDS     = ( $$ => 1 );
 
 sub root_dir { $ROOT }
 
-# The base of this test file's block of 256 keys.
-sub key_block { $BLOCK }
+# --- keys ------------------------------------------------------------------
 
-# A fresh key in this test file's block. $span keys are reserved after it
-# (0.17 chains extra segments at key+1, key+2, ...).
+# Keys are drawn from 0x10000000 .. 0x1FFFFFFF: not a string key of
+# printable characters (those have a printable top byte), not a block of
+# 0.17-era test suites (0x20000000 + pid*256), never IPC_PRIVATE.
+my $KEY_LO    = 0x10000000;
+my $KEY_RANGE = 0x0FFFF000;
+
+# SLTEST_KEY_SEED makes the sequence of keys tried reproducible (the
+# foreign-objects test seeds objects at them); otherwise each file has its
+# own. A digest, not rand(): tests may call srand.
+my $SEED = defined $ENV{SLTEST_KEY_SEED} ? $ENV{SLTEST_KEY_SEED} : join ':', $$, time, rand, {} + 0;
+my $TRY  = 0;
+
+# The first $n keys new_key tries with seed $seed.
+sub key_candidates {
+  my ( $seed, $n ) = @_;
+  return map { _candidate( $seed, $_ ) } 0 .. $n - 1;
+}
+
+sub _candidate {
+  my ( $seed, $i ) = @_;
+  my $d = unpack 'N', Digest::MD5::md5( "$seed:$i" );
+  return $KEY_LO + $d % $KEY_RANGE;
+}
+
+# Is there a segment or a semaphore set at $key (also one we may not open)?
+sub _key_taken {
+  my $key = shift;
+  return 1 if defined shmget( $key, 0, 0 ) || $! != Errno::ENOENT;
+  return 1 if defined semget( $key, 0, 0 ) || $! != Errno::ENOENT;
+  return 0;
+}
+
+my @RESERVED;    # [ key, span ] handed out by new_key
+
+sub _reserved {
+  my $k = shift;
+  for ( @RESERVED ) { return 1 if $k >= $_->[0] && $k <= $_->[0] + $_->[1] }
+  return 0;
+}
+
+# A fresh key for one share: key..key+$span hold no segment and no semaphore
+# set (0.17 chains extra segments at key+1, key+2, ...), and overlap no key
+# handed out before. A taken key is skipped, never touched.
 sub new_key {
   my $span = shift || 32;
-  die "key block exhausted" if $NEXT + $span > 256;
-  my $key = $BLOCK + $NEXT;
-  $NEXT += $span;
-  return $key;
+  for ( 1 .. 10_000 ) {
+    my $key = _candidate( $SEED, $TRY++ );
+    next if grep { $key <= $_->[0] + $_->[1] && $_->[0] <= $key + $span } @RESERVED;
+    next if grep { _key_taken( $key + $_ ) } 0 .. $span;
+    push @RESERVED, [ $key, $span ];
+    return $key;
+  }
+  die "new_key: no free key found";
 }
+
+# The reference for this perl: the 0.17 t/tools/fetch-ref built for it, or
+# Debian's binary one if that loads into it (only into Debian's own perl).
+my ( $REF_DONE, $REF_LIB, $REF_WHY );
 
 sub ref_lib {
   return $ENV{SHARELITE_REF_LIB} if $ENV{SHARELITE_REF_LIB};
+  return $REF_LIB if $REF_DONE;
+  $REF_DONE = 1;
+  require Config;
+  my $built = "$ROOT/.ref/0.17-$Config::Config{archname}-$Config::Config{version}/lib";
+  return $REF_LIB = $built if -f "$built/IPC/ShareLite.pm";
   my ( $pm ) = glob( "$ROOT/.ref/0.17/usr/lib/*/perl5/*/IPC/ShareLite.pm" );
-  return undef unless $pm && -f $pm;
-  return dirname( dirname( $pm ) );
+  unless ( $pm && -f $pm ) { $REF_WHY = 'not unpacked'; return undef }
+  my $lib = dirname( dirname( $pm ) );
+  my $pid = fork;
+  die "fork: $!" unless defined $pid;
+  unless ( $pid ) {
+    open STDERR, '>', File::Spec->devnull;
+    exec( $^X, "-I$lib", '-e', 'require IPC::ShareLite' ) or POSIX::_exit( 127 );
+  }
+  waitpid( $pid, 0 );
+  if ( $? ) { $REF_WHY = "in .ref/0.17 does not load into $^X"; return undef }
+  return $REF_LIB = $lib;
 }
 
 sub have_ref { defined ref_lib() }
@@ -55,10 +125,10 @@ sub have_ref { defined ref_lib() }
 sub need_ref {
   return 1 if have_ref();
   if ( $ENV{SHARELITE_REQUIRE_REF} ) {
-    print "Bail out! reference IPC::ShareLite 0.17 missing (run t/tools/fetch-ref)\n";
+    print "Bail out! reference IPC::ShareLite 0.17 $REF_WHY (run PERL=$^X t/tools/fetch-ref)\n";
     exit 255;
   }
-  print "1..0 # SKIP reference IPC::ShareLite 0.17 not unpacked (t/tools/fetch-ref)\n";
+  print "1..0 # SKIP reference IPC::ShareLite 0.17 $REF_WHY (PERL=$^X t/tools/fetch-ref)\n";
   exit 0;
 }
 
@@ -143,11 +213,56 @@ sub run_impl {
 # Record a pid (e.g. of a plain fork) whose segments count as ours.
 sub note_pid { $PIDS{ $_[0] } = 1 }
 
-# The shmids of the chain whose head has key $key (bounded, cycle-safe).
-sub chain_shmids {
-  my $key = shift;
-  my $id  = shmget( $key, 0, 0 );
-  return () unless defined $id;
+# --- objects of ours, by id ---------------------------------------------------
+
+my %OWN_SHM;    # shmid => [ key, size ] as first seen
+my %OWN_SEM;    # semid => key
+my %HEAD;       # shmids of heads whose chains are ours
+
+# Current /proc/sysvipc rows by id.
+sub _shm_now { return { map { $_->{shmid} => $_ } proc_rows( 'shm' ) } }
+sub _sem_now { return { map { $_->{semid} => $_ } proc_rows( 'sem' ) } }
+
+# Is the segment $id still the one we recorded (same key and size)? A
+# removed segment still attached shows key 0 (IPC_PRIVATE).
+sub _still_ours_shm {
+  my ( $id, $now ) = @_;
+  my $r = $now->{$id} or return 0;
+  my ( $key, $size ) = @{ $OWN_SHM{$id} };
+  return 0 if $r->{size} != $size;
+  return $r->{key} == $key || $r->{key} == 0;
+}
+
+sub _still_ours_sem {
+  my ( $id, $now ) = @_;
+  my $r = $now->{$id} or return 0;
+  return $r->{key} == $OWN_SEM{$id};
+}
+
+# Record segments as ours (ids the test got back from shmget); returns them.
+sub own_shm {
+  my $now = _shm_now();
+  for my $id ( @_ ) {
+    next if !defined $id || $OWN_SHM{$id} || !$now->{$id};
+    $OWN_SHM{$id} = [ $now->{$id}{key}, $now->{$id}{size} ];
+  }
+  return wantarray ? @_ : $_[0];
+}
+
+# Record semaphore sets as ours (ids the test got back from semget).
+sub own_sem {
+  my $now = _sem_now();
+  for my $id ( @_ ) {
+    next if !defined $id || exists $OWN_SEM{$id} || !$now->{$id};
+    $OWN_SEM{$id} = $now->{$id}{key};
+  }
+  return wantarray ? @_ : $_[0];
+}
+
+# Follow next_shmid from segment $id (bounded, cycle-safe): the ids reached,
+# $id first. The word is read with shmread, which attaches for the read.
+sub _walk {
+  my $id = shift;
   my ( @ids, %seen );
   while ( defined $id && $id >= 0 && !$seen{$id}++ && @ids < 100_000 ) {
     push @ids, $id;
@@ -158,12 +273,62 @@ sub chain_shmids {
   return @ids;
 }
 
-# Remove the share at $key: every segment of its chain and its semaphore set.
+# The chain of an owned head: links are followed only to segments that can
+# be a chain of ours (IPC_PRIVATE or at a key we hold, the head's size); a
+# damaged link to anything else ends the walk there.
+sub _own_chain {
+  my ( $head, $now ) = @_;
+  my @ids = ( $head );
+  my $size = $OWN_SHM{$head}[1];
+  my ( $first, @rest ) = _walk( $head );
+  for my $id ( @rest ) {
+    my $r = $now->{$id};
+    last unless $r && $r->{size} == $size && ( $r->{key} == 0 || _reserved( $r->{key} ) );
+    $OWN_SHM{$id} ||= [ $r->{key}, $r->{size} ];
+    push @ids, $id;
+  }
+  return @ids;
+}
+
+# Record what is at $key, a key this file reserved with new_key (free when
+# reserved, so made by this test): the head segment and its chain, and the
+# semaphore set. Returns the head's chain (ids). Other keys are left alone.
+sub adopt {
+  my $key = shift;
+  return () unless $key && _reserved( $key );
+  my $head = shmget( $key, 0, 0 );
+  my $now  = defined $head ? _shm_now() : {};
+  my @ids;
+  if ( defined $head && $now->{$head} ) {
+    $OWN_SHM{$head} ||= [ $key, $now->{$head}{size} ];
+    $HEAD{$head} = 1;
+    @ids = _own_chain( $head, $now );
+  }
+  my $sid = semget( $key, 0, 0 );
+  $OWN_SEM{$sid} = $key if defined $sid && !exists $OWN_SEM{$sid};
+  return @ids;
+}
+
+# The shmids of the chain whose head has key $key (bounded, cycle-safe); a
+# key of ours is adopted on the way.
+sub chain_shmids {
+  my $key = shift;
+  adopt( $key );
+  my $id = shmget( $key, 0, 0 );
+  return () unless defined $id;
+  return _walk( $id );
+}
+
+# Remove the share at $key (a key of ours): every segment of its chain and
+# its semaphore set, by the ids adopted.
 sub purge_key {
   my $key = shift;
-  shmctl( $_, IPC_RMID, 0 ) for chain_shmids( $key );
+  die "purge_key: $key is not a key of this test\n" unless _reserved( $key );
+  my @ids = adopt( $key );
   my $sid = semget( $key, 0, 0 );
-  semctl( $sid, 0, IPC_RMID, 0 ) if defined $sid;
+  my $now = _shm_now();
+  shmctl( $_, IPC_RMID, 0 ) for grep { _still_ours_shm( $_, $now ) } @ids;
+  semctl( $sid, 0, IPC_RMID, 0 ) if defined $sid && exists $OWN_SEM{$sid};
 }
 
 # Runs $code, dying with "timeout\n" when it takes more than $secs seconds:
@@ -204,7 +369,8 @@ sub watchdog {
 # there is none, 'err' for one that cannot be read).
 sub sem_counts {
   my $key = shift;
-  my $id  = semget( $key, 0, 0 );
+  adopt( $key );
+  my $id = semget( $key, 0, 0 );
   return ( 'nosem', 'nosem' ) unless defined $id;
   return map { my $v = semctl( $id, $_, IPC::SysV::GETVAL(), 0 ); defined $v ? 0 + $v : 'err' } 1, 2;
 }
@@ -228,21 +394,24 @@ sub proc_rows {
   return @rows;
 }
 
-# SysV objects left behind by this test file: anything keyed in our block,
-# and any segment created by one of our processes.
+# Everything of ours still there: first what is at our keys now, and the
+# chains of our heads; then each recorded id that still exists.
+sub _ours_now {
+  for my $r ( @RESERVED ) { adopt( $r->[0] + $_ ) for 0 .. $r->[1] }
+  my $now = _shm_now();
+  for my $h ( grep { _still_ours_shm( $_, $now ) } keys %HEAD ) { _own_chain( $h, $now ) }
+  $now = _shm_now();
+  my $sems = _sem_now();
+  my @shm = sort { $a <=> $b } grep { _still_ours_shm( $_, $now ) } keys %OWN_SHM;
+  my @sem = sort { $a <=> $b } grep { _still_ours_sem( $_, $sems ) } keys %OWN_SEM;
+  return ( [ map { $now->{$_} } @shm ], [ map { $sems->{$_} } @sem ] );
+}
+
+# SysV objects this test file made that are still there (see the top).
 sub leaked_objects {
-  my @left;
-  for my $r ( proc_rows( '/proc/sysvipc/shm' ) ) {
-    my $k = $r->{key};
-    if ( ( $k >= $BLOCK && $k < $BLOCK + 256 ) || ( $r->{cpid} && $PIDS{ $r->{cpid} } ) ) {
-      push @left, "shm key=$k shmid=$r->{shmid} cpid=$r->{cpid}";
-    }
-  }
-  for my $r ( proc_rows( '/proc/sysvipc/sem' ) ) {
-    my $k = $r->{key};
-    push @left, "sem key=$k semid=$r->{semid}" if $k >= $BLOCK && $k < $BLOCK + 256;
-  }
-  return @left;
+  my ( $shm, $sem ) = _ours_now();
+  return ( ( map { "shm key=$_->{key} shmid=$_->{shmid} cpid=$_->{cpid}" } @$shm ),
+    ( map { "sem key=$_->{key} semid=$_->{semid}" } @$sem ) );
 }
 
 sub no_leaks_ok {
@@ -252,21 +421,19 @@ sub no_leaks_ok {
   $tb->ok( !@left, $name ) or $tb->diag( join "\n", @left );
 }
 
-sub _purge_all {
-  purge_key( $BLOCK + $_ ) for 0 .. 255;
-  for my $r ( proc_rows( '/proc/sysvipc/shm' ) ) {
-    shmctl( $r->{shmid}, IPC_RMID, 0 ) if $r->{cpid} && $PIDS{ $r->{cpid} };
-  }
+# Remove what this file made and left: the semaphore sets first (a process
+# still waiting on one wakes up), then the segments.
+sub _cleanup {
+  my ( $shm, $sem ) = _ours_now();
+  semctl( $_->{semid}, 0, IPC_RMID, 0 ) for @$sem;
+  shmctl( $_->{shmid}, IPC_RMID, 0 ) for @$shm;
 }
-
-# A previous run with a recycled pid may have left objects in our block.
-_purge_all();
 
 END {
   if ( $$ == $MAIN_PID ) {
     my $st = $?;
     if ( $WATCHDOG ) { kill 'KILL', $WATCHDOG; waitpid $WATCHDOG, 0 }
-    _purge_all();
+    _cleanup();
     $? = $st;
   }
 }

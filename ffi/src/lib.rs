@@ -1,4 +1,6 @@
-//! The C ABI used by the XS glue (`xs/sharelite.h` declares it).
+//! The C ABI of the `sharelite` crate that IPC::ShareLite's XS glue links
+//! (`xs/sharelite.h` declares it). A static library private to the Perl
+//! distribution: Rust users depend on `sharelite` itself.
 //!
 //! Every function runs its body inside one panic boundary (`guard`), which turns an error into
 //! `SL_ERROR` with `errno` set and a message kept for [`sl_last_error`], and
@@ -14,8 +16,8 @@ use std::time::Duration;
 
 use libc::{c_char, c_int, size_t};
 
-use crate::error::{Error, Result};
-use crate::{LockKind, Share, Wait};
+use sharelite::internals::ShareInternals;
+use sharelite::{Errno, Error, LockKind, Result, Share, Wait};
 
 /// Success.
 pub const SL_OK: c_int = 0;
@@ -39,14 +41,9 @@ thread_local! {
     static LAST_ERROR: RefCell<String> = const { RefCell::new(String::new()) };
 }
 
-fn set_errno(e: c_int) {
-    // SAFETY: __errno_location returns this thread's errno slot.
-    unsafe { *libc::__errno_location() = e }
-}
-
 fn fail(message: String, errno: c_int) -> c_int {
     LAST_ERROR.with(|m| *m.borrow_mut() = message);
-    set_errno(errno);
+    sharelite::internals::sys::set_errno(errno);
     SL_ERROR
 }
 
@@ -73,7 +70,7 @@ fn guard(f: impl FnOnce() -> Result<c_int>) -> c_int {
 /// `share` must be null or a live handle from `sl_share_open`/`sl_share_clone`.
 unsafe fn share_mut<'a>(share: *mut sl_share) -> Result<&'a mut Share> {
     // SAFETY: per the caller's guarantee the pointer came from Box::into_raw.
-    unsafe { (share as *mut Share).as_mut() }.ok_or(Error::Os(crate::sys::Errno(libc::EFAULT)))
+    unsafe { (share as *mut Share).as_mut() }.ok_or(Error::Os(Errno(libc::EFAULT)))
 }
 
 /// Opens the share at `key` with `shmget(2)`-style `flags`; `size` is the
@@ -82,7 +79,12 @@ unsafe fn share_mut<'a>(share: *mut sl_share) -> Result<&'a mut Share> {
 /// # Safety
 /// `out_share` must be valid for a write.
 #[no_mangle]
-pub unsafe extern "C" fn sl_share_open(key: c_int, size: size_t, flags: c_int, out_share: *mut *mut sl_share) -> c_int {
+pub unsafe extern "C" fn sl_share_open(
+    key: sharelite::Key,
+    size: size_t,
+    flags: c_int,
+    out_share: *mut *mut sl_share,
+) -> c_int {
     guard(|| {
         let share = Share::open_raw(key, size, flags)?;
         // SAFETY: the caller guarantees out_share is writable.
@@ -153,7 +155,7 @@ pub unsafe extern "C" fn sl_share_store(share: *mut sl_share, data: *const u8, l
     })
 }
 
-/// First half of a fetch (see `Share::fetch_begin`): `out_len` gets the
+/// First half of a fetch (see `ShareInternals::fetch_begin`): `out_len` gets the
 /// length, `out_unchanged` 1 when `have_copy` is non-zero and nothing was
 /// stored since the last fetch through this handle. On success the caller
 /// must call `sl_share_fetch_finish`.

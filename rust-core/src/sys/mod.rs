@@ -1,0 +1,546 @@
+//! The raw SysV IPC calls, each wrapped once, and every difference between
+//! operating systems.
+//!
+//! Everything above this module sees `Result<T, Errno>`; the `-1`/`errno`
+//! convention is turned into a `Result` here and nowhere else. Nothing above
+//! it has a `cfg` for an OS, touches a libc struct whose layout differs
+//! between systems, or uses a constant whose value does: the key type
+//! ([`Key`]), the `sembuf` layout ([`Sembuf`]), `SEM_UNDO`/`IPC_NOWAIT`, the
+//! `shmid_ds` fields ([`ShmStat`]), errno access ([`set_errno`]) and the list
+//! of segments ([`shm_list`]) are settled here, once.
+//!
+//! One file per system family holds what differs (`linux.rs`, `freebsd.rs`,
+//! `apple.rs`, `netbsd.rs`, `openbsd.rs`, `solarish.rs`); each declares, from
+//! that system's headers, what the libc crate lacks for it. Only the Linux
+//! ones are run by this project's tests; the others are type-checked (see
+//! PORTABILITY in the README).
+
+use std::fmt;
+use std::ptr::NonNull;
+use std::time::{Duration, Instant};
+
+use libc::{c_int, c_short, c_ushort, c_void};
+
+#[cfg(not(any(
+    target_os = "linux",
+    target_os = "freebsd",
+    target_os = "macos",
+    target_os = "ios",
+    target_os = "netbsd",
+    target_os = "openbsd",
+    target_os = "solaris",
+    target_os = "illumos"
+)))]
+compile_error!("no SysV IPC layer for this system in rust-core/src/sys (see PORTABILITY in the README)");
+
+#[cfg_attr(target_os = "linux", path = "linux.rs")]
+#[cfg_attr(target_os = "freebsd", path = "freebsd.rs")]
+#[cfg_attr(any(target_os = "macos", target_os = "ios"), path = "apple.rs")]
+#[cfg_attr(target_os = "netbsd", path = "netbsd.rs")]
+#[cfg_attr(target_os = "openbsd", path = "openbsd.rs")]
+#[cfg_attr(any(target_os = "solaris", target_os = "illumos"), path = "solarish.rs")]
+mod os;
+
+/// A SysV IPC key (`key_t`): 32 bits on Linux, macOS and Solaris, 64 on the
+/// BSDs. A four-character string key is the native-endian `int32` of its
+/// bytes on every system (doc/FORMAT.md, 7), widened to this type.
+pub type Key = libc::key_t;
+
+/// The key no other process can open by (`IPC_PRIVATE`).
+pub const IPC_PRIVATE: Key = libc::IPC_PRIVATE;
+/// `shmget`/`semget` flag: create when missing.
+pub const IPC_CREAT: c_int = libc::IPC_CREAT;
+/// `shmget`/`semget` flag: fail with `EEXIST` when it exists.
+pub const IPC_EXCL: c_int = libc::IPC_EXCL;
+/// [`Sembuf::sem_flg`] bit: fail with `EAGAIN` instead of waiting.
+pub const IPC_NOWAIT: c_short = libc::IPC_NOWAIT as c_short;
+/// [`Sembuf::sem_flg`] bit: the kernel undoes the operation when the process exits.
+pub const SEM_UNDO: c_short = os::SEM_UNDO as c_short;
+
+/// One semaphore operation (`struct sembuf`): the same three fields, in this
+/// order, on every supported system.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Sembuf {
+    /// The semaphore's number in the set.
+    pub sem_num: c_ushort,
+    /// Added to the value; 0 waits for the value to be zero.
+    pub sem_op: c_short,
+    /// [`IPC_NOWAIT`], [`SEM_UNDO`].
+    pub sem_flg: c_short,
+}
+
+/// The fourth argument of `semctl(2)` (`union semun`, which the program
+/// declares itself). It is passed by value as the union, never as a bare
+/// `int`: on a 64-bit big-endian system `val` is the high half of the
+/// pointer-sized argument slot, where an `int` would land in the low half.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub union Semun {
+    /// For `SETVAL`.
+    pub val: c_int,
+    /// For `IPC_STAT`/`IPC_SET` (a `struct semid_ds *`).
+    pub buf: *mut c_void,
+    /// For `GETALL`/`SETALL`.
+    pub array: *mut c_ushort,
+}
+
+impl Semun {
+    /// The argument for commands that read none.
+    fn none() -> Semun {
+        Semun { buf: std::ptr::null_mut() }
+    }
+}
+
+/// What `shmctl(2)` `IPC_STAT` says about a segment, in the same terms on
+/// every system.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ShmStat {
+    /// Its key ([`IPC_PRIVATE`] once removed, on the systems that free it).
+    pub key: Key,
+    /// Its size in bytes.
+    pub size: usize,
+    /// Its permission bits (`& 0o777`).
+    pub mode: u32,
+    /// Marked for removal and still attached somewhere: `SHM_DEST` on Linux,
+    /// `SHMSEG_REMOVED` on the BSDs and macOS. Always false on Solaris and
+    /// illumos, where a removed segment's id is gone at once.
+    pub removed: bool,
+    /// How many attachments it has.
+    pub nattch: u64,
+    /// The process that created it.
+    pub cpid: i32,
+    /// Its owner.
+    pub uid: u32,
+}
+
+/// An operating system error number.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Errno(pub c_int);
+
+impl Errno {
+    /// The calling thread's current `errno`.
+    pub fn last() -> Errno {
+        Errno(std::io::Error::last_os_error().raw_os_error().unwrap_or(libc::EIO))
+    }
+}
+
+impl fmt::Display for Errno {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // std's text for an OS error is strerror(3)'s, followed by " (os error N)".
+        let text = std::io::Error::from_raw_os_error(self.0).to_string();
+        let text = match text.rfind(" (os error") {
+            Some(i) => &text[..i],
+            None => &text,
+        };
+        f.write_str(text)
+    }
+}
+
+/// Sets the calling thread's `errno` (for the C ABI's callers).
+#[cfg_attr(not(feature = "internals"), allow(dead_code))]
+pub fn set_errno(e: c_int) {
+    // SAFETY: errno_location returns this thread's errno slot, valid for the
+    // thread's lifetime.
+    unsafe { *os::errno_location() = e }
+}
+
+/// Turns a `-1`/`errno` return into a `Result`.
+fn check(rc: c_int) -> Result<c_int, Errno> {
+    if rc == -1 {
+        Err(Errno::last())
+    } else {
+        Ok(rc)
+    }
+}
+
+/// Calls `f` again while it fails with `EINTR`.
+fn retry_eintr<T>(mut f: impl FnMut() -> Result<T, Errno>) -> Result<T, Errno> {
+    loop {
+        match f() {
+            Err(Errno(libc::EINTR)) => continue,
+            other => return other,
+        }
+    }
+}
+
+/// `semget(2)`: the id of the semaphore set at `key` with `nsems` semaphores.
+///
+/// `ENOENT`: no set and no `IPC_CREAT`; `EEXIST`: `IPC_EXCL` and it exists;
+/// `EACCES`: the mode bits in `flags` ask for more than the set grants.
+pub fn semget(key: Key, nsems: c_int, flags: c_int) -> Result<c_int, Errno> {
+    check(os::semget(key, nsems, flags))
+}
+
+/// One `semop(2)` over `ops`, atomically; with a timeout, bounded by it.
+///
+/// On Linux the timeout is `semtimedop(2)`'s: the call waits in the kernel's
+/// queue and is woken when the operations can be done, or when it expires.
+/// Other systems have no `semtimedop` (Solaris and illumos have one, unused
+/// here because this project cannot run it): there the operations are tried
+/// with `IPC_NOWAIT`, and after each refusal the caller sleeps 1 ms, then 2,
+/// 4, ... at most 50 ms, never past the deadline, and tries once more at the
+/// deadline. So a timed wait gives up no earlier than the timeout (and
+/// within about one try after it), and it sees a freed lock up to 50 ms late
+/// (more on a loaded system); unlike a kernel wait it holds no place in the
+/// queue, so under steady contention blocking waiters may keep overtaking it.
+///
+/// `EAGAIN`: `IPC_NOWAIT` was given and the call would block, or the timeout
+/// expired; `EINVAL`/`EIDRM`: the set is gone; `EINTR`: a signal arrived
+/// (never restarted here, so that the caller can run the signal's handler).
+pub fn semop(semid: c_int, ops: &mut [Sembuf], timeout: Option<Duration>) -> Result<(), Errno> {
+    match timeout {
+        // SAFETY: ops points to ops.len() valid sembuf structures.
+        None => check(unsafe { os::semop(semid, ops.as_mut_ptr(), ops.len()) }).map(drop),
+        Some(t) => os::semop_timed(semid, ops, t),
+    }
+}
+
+/// [`semop`], restarted after `EINTR`: for waits that must finish.
+pub fn semop_restarting(semid: c_int, ops: &mut [Sembuf]) -> Result<(), Errno> {
+    retry_eintr(|| semop(semid, ops, None))
+}
+
+/// Shortest and longest sleep between the tries of [`semop_polled`].
+const POLL_FIRST: Duration = Duration::from_millis(1);
+const POLL_MAX: Duration = Duration::from_millis(50);
+
+/// A timed `semop` from non-blocking tries and sleeps (see [`semop`]), for
+/// systems without `semtimedop`.
+#[cfg_attr(target_os = "linux", allow(dead_code))]
+fn semop_polled(semid: c_int, ops: &mut [Sembuf], timeout: Duration) -> Result<(), Errno> {
+    let deadline = Instant::now().checked_add(timeout);
+    let saved: Vec<c_short> = ops.iter().map(|o| o.sem_flg).collect();
+    for o in ops.iter_mut() {
+        o.sem_flg |= IPC_NOWAIT;
+    }
+    let mut pause = POLL_FIRST;
+    let res = loop {
+        // SAFETY: ops points to ops.len() valid sembuf structures.
+        match check(unsafe { os::semop(semid, ops.as_mut_ptr(), ops.len()) }) {
+            Err(Errno(libc::EAGAIN)) => {}
+            other => break other.map(drop),
+        }
+        let now = Instant::now();
+        let nap = match deadline {
+            Some(d) if now >= d => break Err(Errno(libc::EAGAIN)),
+            Some(d) => pause.min(d - now),
+            None => pause,
+        };
+        if let Err(e) = sleep(nap) {
+            break Err(e);
+        }
+        pause = (pause * 2).min(POLL_MAX);
+    };
+    for (o, f) in ops.iter_mut().zip(saved) {
+        o.sem_flg = f;
+    }
+    res
+}
+
+/// `nanosleep(2)` once; `EINTR` when a signal cut it short.
+#[cfg_attr(target_os = "linux", allow(dead_code))]
+fn sleep(d: Duration) -> Result<(), Errno> {
+    let ts = libc::timespec {
+        tv_sec: d.as_secs().min(libc::time_t::MAX as u64) as libc::time_t,
+        tv_nsec: d.subsec_nanos() as _,
+    };
+    // SAFETY: ts is a valid timespec; the remainder is not wanted.
+    check(unsafe { libc::nanosleep(&ts, std::ptr::null_mut()) }).map(drop)
+}
+
+/// `semctl(2)` with a `union semun` argument.
+fn semctl(semid: c_int, num: c_int, cmd: c_int, arg: Semun) -> Result<c_int, Errno> {
+    // SAFETY: semctl takes integers and a union semun by value; the commands
+    // used here (GETVAL, SETVAL, IPC_RMID) read at most its `val`.
+    check(unsafe { os::semctl(semid, num, cmd, arg) })
+}
+
+/// `semctl(2)` `GETVAL`: the value of semaphore `num`.
+pub fn sem_getval(semid: c_int, num: c_int) -> Result<c_int, Errno> {
+    semctl(semid, num, os::GETVAL, Semun::none())
+}
+
+/// `semctl(2)` `SETVAL`: sets semaphore `num` to `val`.
+pub fn sem_setval(semid: c_int, num: c_int, val: c_int) -> Result<(), Errno> {
+    semctl(semid, num, os::SETVAL, Semun { val }).map(drop)
+}
+
+/// `semctl(2)` `IPC_RMID`: removes the semaphore set; sleepers get `EIDRM`.
+pub fn sem_remove(semid: c_int) -> Result<(), Errno> {
+    semctl(semid, 0, libc::IPC_RMID, Semun::none()).map(drop)
+}
+
+/// `shmget(2)`: the id of the segment at `key`.
+///
+/// `ENOENT`: none and no `IPC_CREAT`; `EEXIST`: `IPC_EXCL` and it exists;
+/// `EINVAL`: `size` is out of the system's limits or larger than the existing
+/// segment; `ENOSPC`/`ENOMEM`: the system is out of segments or memory.
+pub fn shmget(key: Key, size: usize, flags: c_int) -> Result<c_int, Errno> {
+    // SAFETY: shmget takes only integers.
+    check(unsafe { libc::shmget(key, size, flags) })
+}
+
+/// `shmctl(2)` `IPC_STAT`.
+///
+/// `EINVAL`/`EIDRM`: no such segment (on Solaris and illumos also one
+/// already removed); `EACCES`: not readable by this process.
+pub fn shm_stat(shmid: c_int) -> Result<ShmStat, Errno> {
+    os::shm_stat(shmid)
+}
+
+/// `shmctl(2)` `IPC_RMID`: marks the segment for removal. It goes away when
+/// the last process detaches; its key is freed at once.
+pub fn shm_remove(shmid: c_int) -> Result<(), Errno> {
+    // SAFETY: IPC_RMID does not read the buffer argument.
+    check(unsafe { libc::shmctl(shmid, libc::IPC_RMID, std::ptr::null_mut()) }).map(drop)
+}
+
+/// Every SysV segment this process may see, as `(shmid, what IPC_STAT says)`.
+///
+/// From `/proc/sysvipc/shm` on Linux, the `kern.ipc.shmsegs` sysctl on
+/// FreeBSD, and `shmids(2)` on Solaris and illumos. `None` where there is no
+/// such list (NetBSD, OpenBSD and macOS here, or a Linux without `/proc`):
+/// then what needs it (the sweep for segments orphaned by a killed writer)
+/// does without.
+pub fn shm_list() -> Option<Vec<(c_int, ShmStat)>> {
+    os::shm_list()
+}
+
+/// True unless `kill(pid, 0)` says there is no such process (so also true
+/// for another user's process).
+pub fn process_alive(pid: i32) -> bool {
+    if pid <= 0 {
+        return false;
+    }
+    // SAFETY: signal 0 only checks that the process exists.
+    let rc = unsafe { libc::kill(pid as libc::pid_t, 0) };
+    rc == 0 || Errno::last().0 != libc::ESRCH
+}
+
+/// A segment attached with `shmat(2)`; detached with `shmdt(2)` on drop
+/// (or earlier, by [`Attachment::detach`]).
+#[derive(Debug)]
+pub struct Attachment {
+    addr: NonNull<u8>,
+    len: usize,
+    shmid: c_int,
+    attached: bool,
+}
+
+// SAFETY: an attachment is a mapping owned by this value; moving it to another
+// thread moves that ownership. All access goes through raw pointers.
+unsafe impl Send for Attachment {}
+
+impl Attachment {
+    /// `shmat(2)` read-write, then `IPC_STAT` for the size.
+    ///
+    /// `EINVAL`/`EIDRM`: no such segment; `EACCES`: not permitted.
+    pub fn attach(shmid: c_int) -> Result<Attachment, Errno> {
+        let st = shm_stat(shmid)?;
+        Self::attach_sized(shmid, st.size)
+    }
+
+    /// `shmat(2)` read-write of a segment whose size the caller already knows.
+    pub fn attach_sized(shmid: c_int, len: usize) -> Result<Attachment, Errno> {
+        // SAFETY: a null address lets the kernel choose where to map.
+        let p = unsafe { libc::shmat(shmid, std::ptr::null(), 0) };
+        if p as isize == -1 {
+            return Err(Errno::last());
+        }
+        let addr = NonNull::new(p as *mut u8).ok_or(Errno(libc::EFAULT))?;
+        Ok(Attachment { addr, len, shmid, attached: true })
+    }
+
+    /// The segment's id.
+    pub fn shmid(&self) -> c_int {
+        self.shmid
+    }
+
+    /// The mapped length in bytes.
+    pub fn size(&self) -> usize {
+        self.len
+    }
+
+    /// The first byte of the mapping.
+    ///
+    /// # Panics
+    /// After [`Attachment::detach`]: there is no mapping any more.
+    pub fn as_ptr(&self) -> *mut u8 {
+        assert!(self.attached, "segment used after it was detached");
+        self.addr.as_ptr()
+    }
+
+    /// `shmdt(2)` now; the mapping must not be used afterwards.
+    pub fn detach(&mut self) {
+        if self.attached {
+            self.attached = false;
+            // SAFETY: addr came from shmat and is detached once (the flag).
+            unsafe {
+                libc::shmdt(self.addr.as_ptr() as *const c_void);
+            }
+        }
+    }
+}
+
+impl Drop for Attachment {
+    fn drop(&mut self) {
+        self.detach();
+    }
+}
+
+/// Linux's `SHM_DEST` (`sys/shm.h`): the `perms` bit of a segment marked for removal.
+const SHM_DEST_LINUX: u32 = 0o1000;
+
+/// Parses the lines of Linux's `/proc/sysvipc/shm` (a header naming the
+/// columns, then one line per segment); kept here, not in `linux.rs`, so that
+/// its test runs everywhere.
+#[cfg_attr(not(target_os = "linux"), allow(dead_code))]
+fn parse_proc_shm(text: &str) -> Option<Vec<(c_int, ShmStat)>> {
+    let mut lines = text.lines();
+    let cols: Vec<&str> = lines.next()?.split_whitespace().collect();
+    let col = |name: &str| cols.iter().position(|c| *c == name);
+    let (c_key, c_id, c_perms, c_size, c_cpid, c_nattch, c_uid) =
+        (col("key")?, col("shmid")?, col("perms")?, col("size")?, col("cpid")?, col("nattch")?, col("uid")?);
+    let mut out = Vec::new();
+    for line in lines {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        let field = |i: usize| f.get(i).copied().unwrap_or("");
+        let (Ok(key), Ok(id), Ok(perms), Ok(size), Ok(cpid), Ok(nattch), Ok(uid)) = (
+            field(c_key).parse::<i64>(),
+            field(c_id).parse::<c_int>(),
+            u32::from_str_radix(field(c_perms), 8),
+            field(c_size).parse::<usize>(),
+            field(c_cpid).parse::<i32>(),
+            field(c_nattch).parse::<u64>(),
+            field(c_uid).parse::<u32>(),
+        ) else {
+            continue;
+        };
+        let st = ShmStat {
+            key: key as Key,
+            size,
+            mode: perms & 0o777,
+            removed: perms & SHM_DEST_LINUX != 0,
+            nattch,
+            cpid,
+            uid,
+        };
+        out.push((id, st));
+    }
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::mem::{align_of, size_of};
+
+    #[test]
+    fn semun_is_pointer_sized_with_val_first() {
+        assert_eq!(size_of::<Semun>(), size_of::<*mut c_void>());
+        assert_eq!(align_of::<Semun>(), align_of::<*mut c_void>());
+        let u = Semun { val: 0x0102_0304 };
+        // SAFETY: reading the first 4 bytes of an initialised union.
+        let first = unsafe { *(&u as *const Semun as *const c_int) };
+        assert_eq!(first, 0x0102_0304, "val sits at offset 0, whatever the byte order");
+    }
+
+    #[test]
+    fn proc_parser_reads_the_columns_by_name() {
+        let text = "       key      shmid perms                  size  cpid  lpid nattch   uid   gid  cuid  cgid\n\
+                    \x20        0      32769  1600                  4096  4242  4242      1  1000  1000  1000  1000\n\
+                    \x20      1971      32770   644                 65536    17     0      0     0     0     0     0\n";
+        let l = parse_proc_shm(text).unwrap();
+        assert_eq!(l.len(), 2);
+        assert_eq!(l[0].0, 32769);
+        assert_eq!(
+            l[0].1,
+            ShmStat { key: 0, size: 4096, mode: 0o600, removed: true, nattch: 1, cpid: 4242, uid: 1000 }
+        );
+        assert_eq!(l[1].1.key, 1971);
+        assert!(!l[1].1.removed);
+        assert_eq!(l[1].1.mode, 0o644);
+        assert!(parse_proc_shm("no such columns\n").is_none());
+    }
+
+    /// The declarations this module uses on Linux against the libc crate's.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn linux_declarations_match_libc() {
+        macro_rules! offset_of {
+            ($t:ty, $f:ident) => {{
+                let u = std::mem::MaybeUninit::<$t>::uninit();
+                let base = u.as_ptr();
+                // SAFETY: only the field's address is taken, nothing is read.
+                unsafe { std::ptr::addr_of!((*base).$f) as usize - base as usize }
+            }};
+        }
+        assert_eq!(size_of::<Sembuf>(), size_of::<libc::sembuf>());
+        assert_eq!(align_of::<Sembuf>(), align_of::<libc::sembuf>());
+        assert_eq!(offset_of!(Sembuf, sem_num), offset_of!(libc::sembuf, sem_num));
+        assert_eq!(offset_of!(Sembuf, sem_op), offset_of!(libc::sembuf, sem_op));
+        assert_eq!(offset_of!(Sembuf, sem_flg), offset_of!(libc::sembuf, sem_flg));
+        assert_eq!(SEM_UNDO as c_int, libc::SEM_UNDO);
+        assert_eq!(IPC_NOWAIT as c_int, libc::IPC_NOWAIT);
+        assert_eq!(os::GETVAL, libc::GETVAL);
+        assert_eq!(os::SETVAL, libc::SETVAL);
+        assert_eq!(size_of::<Key>(), 4);
+    }
+
+    /// The values declared for the systems whose libc lacks them are those of
+    /// the classic SysV headers; where the libc crate does have them (macOS),
+    /// `apple.rs` asserts the same at compile time.
+    #[test]
+    fn classic_sysv_values() {
+        assert_eq!(classic::SEM_UNDO, 0o10000);
+        assert_eq!(classic::GETVAL, 5);
+        assert_eq!(classic::SETVAL, 8);
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn setval_reads_back_and_stat_and_list_agree() {
+        let semid = semget(IPC_PRIVATE, 3, 0o600 | IPC_CREAT).unwrap();
+        for v in [1, 0, 7, 1] {
+            sem_setval(semid, 0, v).unwrap();
+            assert_eq!(sem_getval(semid, 0).unwrap(), v, "SETVAL {v} read back by GETVAL");
+        }
+        assert_eq!(sem_getval(semid, 2).unwrap(), 0);
+        // A timed semop that cannot succeed gives up with EAGAIN, both ways.
+        let mut wait_zero = [Sembuf { sem_num: 0, sem_op: 0, sem_flg: 0 }];
+        assert_eq!(semop(semid, &mut wait_zero, Some(Duration::from_millis(5))), Err(Errno(libc::EAGAIN)));
+        assert_eq!(semop_polled(semid, &mut wait_zero, Duration::from_millis(5)), Err(Errno(libc::EAGAIN)));
+        assert_eq!(wait_zero[0].sem_flg, 0, "flags put back");
+        let mut take = [Sembuf { sem_num: 0, sem_op: -1, sem_flg: SEM_UNDO }];
+        semop_polled(semid, &mut take, Duration::from_millis(5)).unwrap();
+        assert_eq!(sem_getval(semid, 0).unwrap(), 0);
+        sem_remove(semid).unwrap();
+
+        let shmid = shmget(IPC_PRIVATE, 8192, 0o640 | IPC_CREAT).unwrap();
+        let att = Attachment::attach(shmid).unwrap();
+        let st = shm_stat(shmid).unwrap();
+        assert_eq!((st.key, st.size, st.mode, st.removed, st.nattch), (IPC_PRIVATE, 8192, 0o640, false, 1));
+        assert_eq!(st.cpid as u32, std::process::id());
+        // SAFETY: getuid has no preconditions.
+        assert_eq!(st.uid, unsafe { libc::getuid() });
+        let listed = shm_list().expect("Linux lists its segments").into_iter().find(|(id, _)| *id == shmid);
+        assert_eq!(listed.map(|(_, s)| s), Some(st));
+        shm_remove(shmid).unwrap();
+        assert!(shm_stat(shmid).unwrap().removed, "still attached: marked, not gone");
+        drop(att);
+        assert!(shm_stat(shmid).is_err());
+        assert!(process_alive(std::process::id() as i32));
+    }
+}
+
+/// The semaphore constants of the classic SysV headers, which the BSDs,
+/// macOS, Solaris and illumos share (`sys/sem.h`: `SEM_UNDO` 010000,
+/// `GETVAL` 5, `SETVAL` 8); Linux has its own.
+#[cfg_attr(target_os = "linux", allow(dead_code))]
+mod classic {
+    use libc::c_int;
+    pub const SEM_UNDO: c_int = 0o10000;
+    pub const GETVAL: c_int = 5;
+    pub const SETVAL: c_int = 8;
+}
