@@ -191,13 +191,20 @@ sub implementations {
   return \%impl;
 }
 
-# The static library of our Rust core that blib's module was linked with.
-sub core_staticlib {
-  my $host = `rustc -vV 2>/dev/null` =~ /^host: (\S+)/m ? $1 : '';
-  for my $lib ( "$ROOT/target/$host/release/libsharelite.a", glob( "$ROOT/target/*/release/libsharelite.a" ) ) {
-    return $lib if -f $lib;
+# The static library with our Rust core's C ABI that blib's module was
+# linked with, and the system libraries it needs: from the Makefile that
+# built it (MYEXTLIB, LDLOADLIBS).
+sub core_link {
+  my %var;
+  if ( open my $fh, '<', "$ROOT/Makefile" ) {
+    while ( <$fh> ) {
+      $var{$1} = $2 if /^(MYEXTLIB|LDLOADLIBS)\s*=\s*(.*?)\s*$/;
+    }
   }
-  return undef;
+  my $lib = $var{MYEXTLIB} // '';
+  $lib = "$ROOT/$lib" if length $lib && $lib !~ m{^/};
+  return unless length $lib && -f $lib;
+  return ( $lib, $var{LDLOADLIBS} // '' );
 }
 
 # Compiles bench/floor.c into bench/out: 'floor' (0.17's protocol in C) and,
@@ -226,9 +233,12 @@ sub build_floor {
   };
   $compile->( 'c' ) or return ();
   $built{floor} = delete $built{c};
-  my $lib = defined $opt->{ours_lib} ? undef : core_staticlib();
+  my ( $lib, $libs ) = defined $opt->{ours_lib} ? () : core_link();
   if ( defined $lib ) {
-    $compile->( 'core', '-DSL_CORE', "-I'$ROOT/xs'", "'$lib'", '-lpthread -ldl -lm -lrt' );
+    $compile->( 'core', '-DSL_CORE', "-I'$ROOT/xs'", "'$lib'", $libs );
+  }
+  elsif ( !defined $opt->{ours_lib} ) {
+    warn "note: no static library of the Rust core in the Makefile: no 'core' runs\n";
   }
   return %built;
 }

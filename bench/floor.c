@@ -1,7 +1,7 @@
 /* The floor for bench/bench.pl: one benchmark case without Perl.
  *
  * Built by bench.pl with cc, twice:
- *   floor-c     0.17's locking protocol and chain (/work/shared/WIRE.md) written
+ *   floor-c     0.17's locking protocol and chain (doc/FORMAT.md) written
  *               out in C: the same semop calls, 64 KB segments chained on the
  *               keys after the share's own, and the least copying the protocol
  *               allows (one copy of the bytes; none for an unchanged value).
