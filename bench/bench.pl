@@ -23,6 +23,13 @@ my $ROOT    = abs_path( File::Spec->catdir( dirname( abs_path( __FILE__ ) ), '..
 my $SCRIPT  = abs_path( __FILE__ );
 my $OUT_DIR = "$ROOT/bench/out";
 
+# The distribution's pure-Perl SysV listing, loaded from lib/ alone, so that
+# a child with only the reference 0.17 on @INC has it too.
+{
+  local @INC = ( "$ROOT/lib", @INC );
+  require IPC::ShareLite::Inspect;
+}
+
 # Value sizes in bytes (segment size stays at the default, 65536).
 my @FULL_SIZES  = ( 16, map { $_ * 1024 } 1, 16, 32, 64, 128, 256, 512, 4096 );
 my @QUICK_SIZES = ( 16, map { $_ * 1024 } 1, 64, 512, 4096 );
@@ -70,20 +77,6 @@ sub case_label {
   return defined $size ? "$kind-" . size_label( $size ) : $kind;
 }
 
-# Rows of a /proc/sysvipc table as hashes keyed by its header.
-sub sysvipc_rows {
-  my $file = shift;
-  open my $fh, '<', $file or return ();
-  my @columns = split ' ', scalar( <$fh> ) // '';
-  my @rows;
-  while ( my $line = <$fh> ) {
-    my %row;
-    @row{@columns} = split ' ', $line;
-    push @rows, \%row;
-  }
-  return @rows;
-}
-
 # Remove every SysV object of a child: anything keyed in its block, and any
 # segment it created (whatever key the implementation chained it on).
 # Returns how many objects were removed.
@@ -99,8 +92,8 @@ sub purge_child_objects {
     my $sem = semget( $key, 0, 0 );
     $sem_ids{$sem} = 1 if defined $sem;
   }
-  for my $row ( sysvipc_rows( '/proc/sysvipc/shm' ) ) {
-    $shm_ids{ $row->{shmid} } = 1 if ( $row->{cpid} // -1 ) == $pid;
+  for my $seg ( eval { IPC::ShareLite::Inspect::list_segments() } ) {
+    $shm_ids{ $seg->{id} } = 1 if ( $seg->{cpid} // -1 ) == $pid;
   }
   my $removed = 0;
   $removed++ for grep { shmctl( $_, IPC_RMID, 0 ) } keys %shm_ids;

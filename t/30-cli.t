@@ -10,7 +10,16 @@
 # LOCK_SH twice or LOCK_EX), a 0.17-made share read with get and removed with
 # rm, rm removing every segment and the semaphore set, a chain with a cycle and
 # a dangling link listed without hanging or crashing, and (as root) a 0600
-# share seen by another user: listed with '?' / null, get refused.
+# share seen by another user: listed with '?' / null, get refused. Then
+# --version, usage errors in one line plus a pointer to --help, "too large"
+# keys, --help printing the POD's synopsis; gc against real orphans (a share
+# made by a child killed with SIGKILL, its head and semaphore set removed with
+# ipcrm) next to a sound share whose chained segments must stay: dry run,
+# --head, --id, --json, --remove; list and stat through ipcs (as root, with
+# /proc/sysvipc hidden in a mount namespace) giving what /proc gives; the
+# bash and zsh completion scripts run in those shells; the command run from
+# the built tree (perl -Mblib blib/script/sharelite, bin/sharelite finding
+# blib by itself) and its manual with perldoc before and after install.
 # The 0.17 parts need the reference (t/tools/fetch-ref) and skip without it.
 
 use strict;
@@ -22,6 +31,7 @@ use File::Temp ();
 use Fcntl qw(LOCK_SH LOCK_EX);
 use IPC::SysV qw(IPC_RMID);
 use JSON::PP ();
+use IPC::ShareLite::Inspect qw(walk_chain);
 use POSIX ();
 use Time::HiRes qw(sleep time);
 
@@ -35,6 +45,13 @@ my $ME  = getpwuid( $< ) // $<;
 # that user (root only).
 sub cli {
   my ( $args, $stdin, %opt ) = @_;
+  return run( [ $^X, '-Iblib/lib', '-Iblib/arch', 'bin/sharelite', @$args ], $stdin, %opt );
+}
+
+# Run a command the same way. $opt{cwd}: in that directory; $opt{path}: with
+# that PATH.
+sub run {
+  my ( $cmd, $stdin, %opt ) = @_;
   my $n   = $N++;
   my $in  = "$TMP/in.$n";
   my $err = "$TMP/err.$n";
@@ -50,7 +67,9 @@ sub cli {
       POSIX::setuid( $opt{uid} ) or POSIX::_exit( 96 );
     }
     delete @ENV{qw(PERL5LIB PERLLIB PERL5OPT)};
-    exec( $^X, '-Iblib/lib', '-Iblib/arch', 'bin/sharelite', @$args ) or POSIX::_exit( 98 );
+    $ENV{PATH} = $opt{path} if defined $opt{path};
+    if ( defined $opt{cwd} ) { chdir $opt{cwd} or POSIX::_exit( 95 ) }
+    exec( @$cmd ) or POSIX::_exit( 98 );
   }
   note_pid( $pid );    # segments it creates count as this file's
   binmode $out;
@@ -113,10 +132,7 @@ sub mk {
   return substr( $s, 0, $len );
 }
 
-sub nsegs {
-  my ( $len, $size ) = @_;
-  return $len ? int( ( $len + $size - 17 ) / ( $size - 16 ) ) : 1;
-}
+sub nsegs { return IPC::ShareLite::Inspect::segments_for( @_ ) }    # loaded by SLTest
 
 # A child holding locks: $n handles of $impl on $key, each locked $type.
 # Returns a function that releases them and reaps the child.
@@ -477,6 +493,222 @@ SKIP: {
   is( $rc, 1, 'put as nobody: exit 1' );
   ok( stat_json( $K2 )->{version} == 4 && stat_json( $K2 )->{length} == 10000, 'the share is untouched' );
   is_deeply( [ created_since( $before, $K2, -1 ) ], [], 'nobody created nothing' );
+}
+
+# ------------------------------------------------------------ --version, usage errors in one line
+
+{
+  my ( $rc, $out, $err ) = cli( [ '--version' ] );
+  is( $rc, 0, '--version: exit 0' );
+  like( $out, qr/\Asharelite \(IPC::ShareLite\) \d+\.\d+\n\z/, '--version: name and version' );
+  is( $err, '', '--version: nothing on stderr' );
+  ( $rc, $out ) = cli( [ 'list', '--version' ] );
+  like( $out, qr/\Asharelite \(IPC::ShareLite\) /, '--version after a command' );
+
+  for my $args ( [ 'frob' ], [ 'get' ], [ 'list', '--bogus' ], [ 'put', '1', '--mode' ], [ 'gc', '--head', 'x' ] ) {
+    ( $rc, $out, $err ) = cli( $args );
+    is( $rc, 2, "'@$args': exit 2" );
+    like( $err, qr/\Asharelite: [^\n]+\nUsage: sharelite COMMAND [^\n]*try 'sharelite --help'[^\n]*\n\z/,
+      "'@$args': one line of message, one of usage, a pointer to --help" );
+  }
+  ( $rc, $out, $err ) = cli( [ 'get', '0x123456789' ] );
+  is( $rc, 2, 'get 0x123456789: exit 2' );
+  like( $err, qr/\Asharelite: KEY '0x123456789' is too large/, 'get 0x123456789: the number is too large' );
+  ( $rc, $out, $err ) = cli( [ 'stat', '4294967296' ] );
+  like( $err, qr/\Asharelite: KEY '4294967296' is too large/, 'a decimal key over 32 bits: too large' );
+  ( $rc, $out, $err ) = cli( [ 'stat', '--', '-2147483649' ] );
+  like( $err, qr/too large/, 'a negative key under -2^31: too large' );
+
+  ( $rc, $out ) = cli( [ '--help' ] );
+  my $pod = do { local ( @ARGV, $/ ) = ( 'bin/sharelite' ); <> };
+  my ( $synopsis ) = $pod =~ /^=head1 SYNOPSIS\n\n(.*?)\n=head1/ms;
+  my @lines = grep { /^\s+sharelite \w/ } split /\n/, $synopsis;
+  ok( @lines >= 8, 'the POD synopsis lists the commands' );
+  ok( !grep( { my $l = $_; $l =~ s/^\s+//; index( $out, $l ) < 0 } @lines ), '--help prints the POD synopsis' );
+  like( $out, qr/^  sharelite gc \[--remove\]/m, '--help shows gc' );
+  like( $out, qr/^  sharelite completion bash\|zsh/m, '--help shows completion' );
+}
+
+# ------------------------------------------------------------ gc: orphans of a share whose head is gone
+
+SKIP: {
+  my $ipcrm = grep { -x "$_/ipcrm" } split /:/, $ENV{PATH};
+  my $K    = new_key( 1 );
+  my $dir  = File::Temp::tempdir( 'gc.XXXXXX', DIR => $TMP );
+  my $code = <<'EOC';
+my ( $key, $dir ) = @ARGV;
+my $s = IPC::ShareLite->new( -key => $key, -create => 1, -destroy => 0, -size => 4096 ) or die $!;
+$s->store( 'y' x 10000 );
+open my $fh, '>', "$dir/ready" or die; close $fh;
+sleep 1 while 1;
+EOC
+  my $pid = spawn_impl( 'ours', $code, $K, $dir );
+  my $end = time + 20;
+  sleep 0.01 until -e "$dir/ready" || time > $end || waitpid( $pid, POSIX::WNOHANG() ) == $pid;
+  ok( -e "$dir/ready", 'a child made a 3-segment share' ) or skip 'no share', 33;
+  my $head = shmget( $K, 0, 0 );
+  my $semid = semget( $K, 0, 0 );
+  my @ids = @{ walk_chain( $head )->{shmids} };
+  my ( undef, @chained ) = @ids;
+  is( scalar @chained, 2, 'two chained segments' );
+  kill 'KILL', $pid;
+  is( wait_child( $pid ), 128 + 9, 'the child is killed (SIGKILL)' );
+
+  # A sound share whose chained segments' creator (a sharelite process) is gone too.
+  my $KC = new_key( 1 );
+  my ( $rc, $out, $err ) = cli( [ 'put', $KC, '--create', '--size', '4096' ], mk( 10000, 'ctl' ) );
+  is( $rc, 0, 'a control share of 3 segments' );
+  my @ctl = @{ walk_chain( shmget( $KC, 0, 0 ) )->{shmids} };
+  is( scalar @ctl, 3, 'control: 3 segments' );
+
+  if ( $ipcrm ) {
+    is( system( 'ipcrm', '-m', $head ), 0, 'ipcrm -m removes the head' );
+    is( system( 'ipcrm', '-s', $semid ), 0, 'ipcrm -s removes the semaphore set' );
+  } else {
+    ok( shmctl( $head, IPC_RMID, 0 ), 'no ipcrm: the head removed with shmctl' );
+    ok( semctl( $semid, 0, IPC_RMID, 0 ), 'and the semaphore set' );
+  }
+  ok( !defined shmget( $K, 0, 0 ), 'the share is gone' );
+  my $shm = shm_by_id();
+  ok( !grep( { !$shm->{$_} } @chained ), 'its chained segments are still there' );
+
+  my @look = map { ( '--id', $_ ) } @chained, @ctl, $head;
+  ( $rc, my $list ) = jcli( [ 'gc', '--json', @look ] );
+  is( $rc, 0, 'gc --json: exit 0' );
+  my @sorted = sort { $a->{shmid} <=> $b->{shmid} } @{ $list || [] };
+  is_deeply( \@sorted,
+    [ map { { shmid => $_ + 0, head => $head + 0, size => 4096, mode => '0666', uid => $< + 0, owner => $ME, cpid => $pid,
+          reason => 'head gone', removed => undef } } sort { $a <=> $b } @chained ],
+    'gc --json: exactly the two orphans, with their head and creator; not the control share' );
+  ( $rc, $out, $err ) = cli( [ 'gc', @look ] );
+  is( $rc, 0, 'gc (text): exit 0' );
+  like( $out, qr/\ASHMID\s+HEAD\s+SIZE\s+MODE\s+OWNER\s+CPID\s+REASON\n/, 'gc: header' );
+  for my $id ( @chained ) {
+    like( $out, qr/^$id\s+$head\s+4096\s+0666\s+\Q$ME\E\s+$pid\s+head gone\s*$/m, "gc: a line for segment $id" );
+  }
+  is( scalar( () = $out =~ /\n/g ), 3, 'gc: nothing else' );
+  like( $err, qr/dry run/, 'gc: says it is a dry run' );
+  $shm = shm_by_id();
+  ok( !grep( { !$shm->{$_} } @chained ), 'dry run: nothing removed' );
+  ( $rc, $list ) = jcli( [ 'gc', '--json', '--head', $head, @look ] );
+  is( scalar @{ $list || [] }, 2, 'gc --head HEAD: both' );
+  ( $rc, $list ) = jcli( [ 'gc', '--json', '--head', $head + 1, @look ] );
+  is_deeply( $list, [], 'gc --head of another head: none' );
+
+  ( $rc, $out, $err ) = cli( [ 'gc', '--remove', @look ] );
+  is( $rc, 0, 'gc --remove: exit 0' ) or diag $err;
+  like( $out, qr/\ASHMID\s+HEAD\s+SIZE\s+MODE\s+OWNER\s+CPID\s+REASON\s+RESULT\n/, 'gc --remove: a RESULT column' );
+  like( $out, qr/^$_\s.*head gone\s+removed$/m, "gc --remove: $_ removed" ) for @chained;
+  $shm = shm_by_id();
+  ok( !grep( { $shm->{$_} } @chained ), 'the orphans are gone' );
+  ok( !grep( { !$shm->{$_} } @ctl ), 'the control share is whole' );
+  ( $rc, $out ) = cli( [ 'get', $KC ] );
+  ok( $rc == 0 && $out eq mk( 10000, 'ctl' ), 'and still reads back' );
+  ( $rc, $list ) = jcli( [ 'gc', '--json', @look ] );
+  is_deeply( $list, [], 'gc again: nothing left' );
+  ( $rc, $list ) = jcli( [ 'gc', '--json', '--remove', '--id', $ctl[1] ] );
+  is_deeply( $list, [], 'gc --remove on a linked segment: not an orphan, nothing done' );
+  ok( shm_by_id()->{ $ctl[1] }, 'it is still there' );
+  is( ( cli( [ 'rm', $KC ] ) )[0], 0, 'control share removed' );
+  shmctl( $_, IPC_RMID, 0 ) for grep { shm_by_id()->{$_} } @chained, @ctl;    # after a failure
+}
+
+# ------------------------------------------------------------ list and stat without /proc/sysvipc (ipcs)
+
+SKIP: {
+  skip 'needs root for a mount namespace', 4 unless $> == 0;
+  skip 'no ipcs', 4 unless grep { -x "$_/ipcs" } split /:/, $ENV{PATH};
+  my $K = new_key( 1 );
+  my ( $rc ) = cli( [ 'put', $K, '--create', '--size', '4096', '--mode', '0640' ], mk( 9000, 'ipcs' ) );
+  my $hide = 'mount -t tmpfs sharelite-test /proc/sysvipc && exec "$@"';
+  my @pre  = ( 'unshare', '--mount', '--', 'sh', '-c', $hide, 'sh' );
+  my ( $rc2, $out ) = run( [ @pre, $^X, '-Iblib/lib', '-Iblib/arch', 'bin/sharelite', 'list', '--json' ] );
+  skip "cannot hide /proc/sysvipc here (exit $rc2)", 4 if $rc2 != 0 && $out eq '';
+  is( $rc2, 0, 'list --json with /proc/sysvipc hidden (ipcs): exit 0' );
+  my $all = eval { JSON::PP->new->decode( $out ) } || [];
+  my ( $e ) = grep { $_->{key_dec} == $K } @$all;
+  is_deeply( $e, list_json()->{$K}, 'the share as listed through ipcs is as listed through /proc' );
+  ( $rc2, $out ) = run( [ @pre, $^X, '-Iblib/lib', '-Iblib/arch', 'bin/sharelite', 'stat', $K, '--json' ] );
+  is_deeply( eval { JSON::PP->new->decode( $out ) }, stat_json( $K ), 'stat --json through ipcs: the same' );
+  cli( [ 'rm', $K ] );
+  ok( share_gone( $K ), 'removed' );
+}
+
+# ------------------------------------------------------------ completion
+
+{
+  my ( $rc, $bash, $err ) = cli( [ 'completion', 'bash' ] );
+  is( $rc, 0, 'completion bash: exit 0' );
+  like( $bash, qr/complete -F _sharelite sharelite/, 'completion bash: registers _sharelite' );
+  ( $rc, my $zsh ) = cli( [ 'completion', 'zsh' ] );
+  is( $rc, 0, 'completion zsh: exit 0' );
+  like( $zsh, qr/\A#compdef sharelite\n/, 'completion zsh: a #compdef file' );
+  ( $rc, undef, $err ) = cli( [ 'completion', 'fish' ] );
+  is( $rc, 2, 'completion fish: usage error' );
+  ( $rc ) = cli( [ 'completion' ] );
+  is( $rc, 2, 'completion without a shell: usage error' );
+
+  # the scripts run for real: a sharelite in PATH that is this build
+  my $bin = "$TMP/bin";
+  mkdir $bin or die "$bin: $!";
+  open my $fh, '>', "$bin/sharelite" or die;
+  print {$fh} "#!/bin/sh\nexec '$^X' -I'" . root_dir() . "/blib/lib' -I'" . root_dir() . "/blib/arch' '" . root_dir() . "/bin/sharelite' \"\$@\"\n";
+  close $fh;
+  chmod 0755, "$bin/sharelite";
+  open $fh, '>', "$TMP/comp.bash" or die;
+  print {$fh} $bash;
+  close $fh;
+  my $K = new_key( 1 );
+  cli( [ 'put', $K, '--create' ], 'x' );
+  SKIP: {
+    skip 'no bash', 6 unless grep { -x "$_/bash" } split /:/, $ENV{PATH};
+    my $complete = sub {
+      my @words = @_;
+      my $script = 'source "$1"; shift; COMP_WORDS=("$@"); COMP_CWORD=$(( $# - 1 )); _sharelite; printf "%s\n" "${COMPREPLY[@]}"';
+      my ( $rc, $out ) = run( [ 'bash', '--norc', '-c', $script, 'bash', "$TMP/comp.bash", @words ], undef, path => "$bin:$ENV{PATH}" );
+      return [ sort grep { length } split /\n/, $out ];
+    };
+    is( system( 'bash', '-n', "$TMP/comp.bash" ), 0, 'bash -n: the script parses' );
+    is_deeply( $complete->( 'sharelite', 'g' ), [qw(gc get)], 'bash: sharelite g<TAB>' );
+    is_deeply( $complete->( 'sharelite', 'put', '5', '--' ), [qw(--create --help --mode --size)], 'bash: put options' );
+    is_deeply( $complete->( 'sharelite', 'gc', '--' ), [qw(--head --help --id --json --remove)], 'bash: gc options' );
+    is_deeply( $complete->( 'sharelite', 'completion', '' ), [qw(bash zsh)], 'bash: completion shells' );
+    ok( grep( { $_ eq khex( $K ) } @{ $complete->( 'sharelite', 'get', '0x' ) } ), 'bash: get completes the keys of the shares' );
+  }
+  SKIP: {
+    skip 'no zsh', 2 unless grep { -x "$_/zsh" } split /:/, $ENV{PATH};
+    open $fh, '>', "$TMP/_sharelite" or die;
+    print {$fh} $zsh;
+    close $fh;
+    is( system( 'zsh', '-n', "$TMP/_sharelite" ), 0, 'zsh -n: the script parses' );
+    my ( $rc, $out ) = run( [ 'zsh', '-f', '-c', 'autoload -U compinit && compinit -u -D && source "$1" && print -r -- $_comps[sharelite]', 'zsh', "$TMP/_sharelite" ] );
+    is( $out, "_sharelite\n", 'zsh: sourced, it registers _sharelite for sharelite' );
+  }
+  cli( [ 'rm', $K ] );
+}
+
+# ------------------------------------------------------------ run from a built tree, and its manual
+
+{
+  my $K = new_key( 1 );
+  my ( $rc, $out, $err ) = run( [ $^X, '-Mblib', 'blib/script/sharelite', 'put', $K, '--create' ], 'via -Mblib' );
+  is( $rc, 0, 'perl -Mblib blib/script/sharelite put: exit 0' ) or diag $err;
+  ( $rc, $out, $err ) = run( [ $^X, root_dir() . '/bin/sharelite', 'get', $K ], undef, cwd => '/' );
+  is( $rc, 0, 'bin/sharelite without -I, from another directory: exit 0' ) or diag $err;
+  is( $out, 'via -Mblib', '... it found the build next to it' );
+  ( $rc, $out, $err ) = run( [ $^X, root_dir() . '/blib/script/sharelite', 'get', $K ], undef, cwd => '/' );
+  is( $out, 'via -Mblib', 'blib/script/sharelite without -Mblib too' );
+  cli( [ 'rm', $K ] );
+  ok( share_gone( $K ), 'removed' );
+
+  SKIP: {
+    skip 'no working perldoc', 3 unless ( run( [ 'perldoc', '-V' ] ) )[0] == 0;
+    ( $rc, $out ) = run( [ 'perldoc', '-U', '-T', 'bin/sharelite' ] );
+    like( $out, qr/^NAME\n\s+sharelite - list, read, write and remove/m, 'perldoc bin/sharelite (before install)' );
+    ( $rc, $out ) = run( [ 'perldoc', '-U', '-T', 'sharelite' ], undef, path => root_dir() . "/blib/script:$ENV{PATH}" );
+    like( $out, qr/^NAME\n\s+sharelite - list/m, 'perldoc sharelite finds the script in PATH (as installed)' );
+    ok( -f 'blib/man1/sharelite.1p' || glob( 'blib/man1/sharelite.*' ), 'make built its man page' );
+  }
 }
 
 # ------------------------------------------------------------ rm of ours shares

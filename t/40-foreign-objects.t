@@ -111,7 +111,10 @@ my %seeded_by;                     # "shm ID"/"sem ID" => what it is
 
 # "foo": a share of another program (ours, default mode, 3 segments of 4096
 # bytes), made by the pid the first test file runs as.
-my @pids = ( 0x6f6f, map { 2000 + 1500 * $_ } 1 .. $#files );
+# The other files run as pids spread out below it, far enough apart for the
+# processes each file starts.
+my $gap  = int( ( 0x6f6f - 1000 ) / @files );
+my @pids = ( 0x6f6f, map { 1000 + $gap * $_ } 1 .. $#files );
 as_pid( $pids[0], sub {
   require IPC::ShareLite;
   my $s = IPC::ShareLite->new( -key => 'foo', -create => 1, -destroy => 0, -size => 4096 );

@@ -142,18 +142,10 @@ sub shm_table { map { $_->{shmid} => $_ } proc_rows( 'shm' ) }
 # Walk the chain by shmid: (ids, dangling?) - dangling when a link names a
 # segment that does not exist any more.
 sub chain_state {
-  my %t = shm_table();
   my $id = shmget( $key, 0, 0 );
   return ( [], 0 ) unless defined $id;
-  my ( @ids, %seen );
-  while ( $id >= 0 && !$seen{$id}++ ) {
-    return ( \@ids, 1 ) unless $t{$id};
-    push @ids, $id;
-    my $buf;
-    last unless shmread( $id, $buf, 0, 4 );
-    $id = unpack 'i', $buf;
-  }
-  return ( \@ids, 0 );
+  my $w = IPC::ShareLite::Inspect::walk_chain( $id );
+  return ( $w->{shmids}, $w->{state} eq 'broken' ? 1 : 0 );
 }
 
 # Run $code with a 20 s alarm; returns (result, error). (Not SLTest's timed,
@@ -384,10 +376,8 @@ sub remove_and_check {
   # Removed only when its header proves it a chained segment of this share
   # (our tag and this head's shmid); any other is reported, never touched.
   for my $id ( @left ) {
-    my $b;
-    next unless @ids && shmread( $id, $b, 0, 16 );
-    my ( undef, undef, $tag, $head ) = unpack 'iiII', $b;
-    shmctl( $id, IPC_RMID, 0 ) if $tag == 0x534c4348 && $head == $ids[0];
+    my $h = @ids && IPC::ShareLite::Inspect::read_header( $id ) or next;
+    shmctl( $id, IPC_RMID, 0 ) if $h->{shm_state} == IPC::ShareLite::Inspect::CHAIN_TAG() && $h->{version} == $ids[0];
   }
   my @inblock = grep { $t{$_}{key} >= $key && $t{$_}{key} < $key + 256 } keys %t;
   $bad->( 'no keyed segment left', "round $round: " . @inblock . ' keyed segments' ) if @inblock;

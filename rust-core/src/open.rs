@@ -134,17 +134,31 @@ fn open_semaphores(key: Key, flags: c_int) -> Result<(c_int, bool)> {
     if flags & IPC_EXCL != 0 {
         return Ok((sys::semget(key, NSEMS, mode | IPC_CREAT | IPC_EXCL)?, true));
     }
+    let found = find_or_create(
+        flags & IPC_CREAT != 0,
+        || sys::semget(key, NSEMS, mode),
+        || sys::semget(key, NSEMS, mode | IPC_CREAT | IPC_EXCL),
+    )?;
+    Ok(found)
+}
+
+/// The object `find` opens, or where there is none and `create` is set, the
+/// one `make` creates exclusively; when another process creates it first,
+/// `find` is asked again. Returns the id and whether this call created it.
+fn find_or_create(
+    create: bool,
+    find: impl Fn() -> std::result::Result<c_int, Errno>,
+    make: impl Fn() -> std::result::Result<c_int, Errno>,
+) -> std::result::Result<(c_int, bool), Errno> {
     loop {
-        match sys::semget(key, NSEMS, mode) {
+        match find() {
             Ok(id) => return Ok((id, false)),
-            Err(Errno(libc::ENOENT)) if flags & IPC_CREAT != 0 => {
-                match sys::semget(key, NSEMS, mode | IPC_CREAT | IPC_EXCL) {
-                    Ok(id) => return Ok((id, true)),
-                    Err(Errno(libc::EEXIST)) => continue,
-                    Err(e) => return Err(e.into()),
-                }
-            }
-            Err(e) => return Err(e.into()),
+            Err(Errno(libc::ENOENT)) if create => match make() {
+                Ok(id) => return Ok((id, true)),
+                Err(Errno(libc::EEXIST)) => continue,
+                Err(e) => return Err(e),
+            },
+            Err(e) => return Err(e),
         }
     }
 }
@@ -185,23 +199,20 @@ fn open_head_locked(
     let (shmid, created) = if key == IPC_PRIVATE {
         (sys::shmget(key, size, mode | IPC_CREAT)?, true)
     } else {
-        loop {
-            match sys::shmget(key, 0, mode) {
-                Ok(_) if flags & IPC_EXCL != 0 => return Err(Errno(libc::EEXIST).into()),
-                // A segment that predates its semaphore set is no share head:
-                // most likely a data segment 0.17 chained at this key.
-                Ok(_) if sem_created && !initialised => return Err(Retry::Fail(Error::NotAShare)),
-                Ok(id) => break (id, false),
-                Err(Errno(libc::ENOENT)) if flags & IPC_CREAT != 0 => {
-                    match sys::shmget(key, size, mode | IPC_CREAT | IPC_EXCL) {
-                        Ok(id) => break (id, true),
-                        Err(Errno(libc::EEXIST)) => continue,
-                        Err(e) => return Err(e.into()),
-                    }
-                }
-                Err(e) => return Err(e.into()),
-            }
+        let (id, created) = find_or_create(
+            flags & IPC_CREAT != 0,
+            || sys::shmget(key, 0, mode),
+            || sys::shmget(key, size, mode | IPC_CREAT | IPC_EXCL),
+        )?;
+        if !created && flags & IPC_EXCL != 0 {
+            return Err(Errno(libc::EEXIST).into());
         }
+        // A segment that predates its semaphore set is no share head: most
+        // likely a data segment 0.17 chained at this key.
+        if !created && sem_created && !initialised {
+            return Err(Retry::Fail(Error::NotAShare));
+        }
+        (id, created)
     };
     let head = match attach_head(shmid) {
         Ok(h) => h,

@@ -23,73 +23,10 @@ const CALL_LIMIT: Duration = Duration::from_secs(2);
 
 // ----- helpers ----------------------------------------------------------------
 
-use common::Rng;
-
-fn shm_stat(id: i32) -> Option<libc::shmid_ds> {
-    let mut ds: libc::shmid_ds = unsafe { std::mem::zeroed() };
-    let rc = unsafe { libc::shmctl(id, libc::IPC_STAT, &mut ds) };
-    (rc == 0).then_some(ds)
-}
-
-/// IPC_RMID, only for a segment this process created.
-fn rmid_ours(id: i32) {
-    if shm_stat(id).is_some_and(|d| d.shm_cpid as u32 == std::process::id()) {
-        unsafe {
-            libc::shmctl(id, libc::IPC_RMID, std::ptr::null_mut());
-        }
-    }
-}
-
-fn sem_exists(semid: i32) -> bool {
-    unsafe { libc::semctl(semid, 0, libc::GETVAL) != -1 }
-}
-
-fn with_mapping<T>(id: i32, f: impl FnOnce(*mut u8) -> T) -> Option<T> {
-    let p = unsafe { libc::shmat(id, std::ptr::null(), 0) };
-    if p as isize == -1 {
-        return None;
-    }
-    let out = f(p as *mut u8);
-    unsafe {
-        libc::shmdt(p);
-    }
-    Some(out)
-}
-
-fn read_word(id: i32, off: usize) -> Option<u32> {
-    with_mapping(id, |p| unsafe { std::ptr::read_volatile(p.add(off) as *const u32) })
-}
-
-fn write_word(id: i32, off: usize, v: u32) {
-    with_mapping(id, |p| unsafe { std::ptr::write_volatile(p.add(off) as *mut u32, v) }).expect("attach to corrupt");
-}
-
-/// Shmids of the chain from `head` (included), following next_shmid.
-fn chain_ids(head: i32) -> Vec<i32> {
-    let mut ids = vec![];
-    let mut id = head;
-    while id >= 0 && !ids.contains(&id) && ids.len() < 10_000 {
-        let Some(next) = read_word(id, 0) else { break };
-        ids.push(id);
-        id = next as i32;
-    }
-    ids
-}
-
-/// Key-0 segments of `size` bytes created by this process, from /proc/sysvipc/shm
-/// (columns: key shmid perms size cpid ...).
-fn ours(size: usize) -> BTreeSet<i32> {
-    let text = std::fs::read_to_string("/proc/sysvipc/shm").expect("read /proc/sysvipc/shm");
-    let pid = std::process::id().to_string();
-    let size = size.to_string();
-    text.lines()
-        .skip(1)
-        .filter_map(|l| {
-            let f: Vec<&str> = l.split_whitespace().collect();
-            (f.len() > 4 && f[0] == "0" && f[3] == size && f[4] == pid).then(|| f[1].parse().ok()).flatten()
-        })
-        .collect()
-}
+use common::{
+    chain_ids, made_here, read_word, rmid_made_here, sem_exists, sem_getval, sem_rmid, shm_create_private, shm_stat,
+    write_word, Rng,
+};
 
 /// Runs `f` on `share` in another thread; fails the test if it panics or takes
 /// longer than CALL_LIMIT. The share comes back with the result.
@@ -134,9 +71,7 @@ impl Drop for Guard {
     fn drop(&mut self) {
         let panicking = thread::panicking();
         if panicking {
-            unsafe {
-                libc::semctl(self.semid, 0, libc::IPC_RMID);
-            }
+            sem_rmid(self.semid);
         }
         let mut ids: Vec<i32> = self.extra.clone();
         if let Some(mut s) = self.share.take() {
@@ -147,16 +82,15 @@ impl Drop for Guard {
             drop(s);
         }
         if panicking {
-            // Everything of this size is this test's own.
-            ids.extend(ours(self.size));
+            // Every IPC_PRIVATE segment of this size made in this process is
+            // this test's own (the other tests here use other sizes).
+            ids.extend(made_here(self.size));
         }
         for id in ids {
-            rmid_ours(id);
+            rmid_made_here(id);
         }
         if panicking {
-            unsafe {
-                libc::semctl(self.semid, 0, libc::IPC_RMID);
-            }
+            sem_rmid(self.semid);
         }
     }
 }
@@ -237,7 +171,7 @@ fn check_count(r: &sharelite::Result<usize>, exp: &CountExpect, ctx: &str) {
 }
 
 fn one_case(rng: &mut Rng, ctx0: &str, stats: &mut Stats) {
-    let baseline = ours(SIZE);
+    let baseline = made_here(SIZE);
     let n = rng.below(2001) as usize;
     let value = rng.bytes(n);
     let m = segs(n);
@@ -270,24 +204,21 @@ fn one_case(rng: &mut Rng, ctx0: &str, stats: &mut Stats) {
             3 => (head as u32, "head id"),
             4 => (ids[rng.below(m as u64) as usize] as u32, "another segment's id"),
             5 => {
-                let id = unsafe { libc::shmget(libc::IPC_PRIVATE, SIZE, 0o600 | libc::IPC_CREAT) };
-                assert!(id >= 0);
-                rmid_ours(id);
+                let id = shm_create_private(SIZE);
+                rmid_made_here(id);
                 removed_id = Some(id);
                 (id as u32, "removed id")
             }
             6 => ((-1i32) as u32, "-1"),
             7 => {
-                let id = unsafe { libc::shmget(libc::IPC_PRIVATE, SIZE, 0o600 | libc::IPC_CREAT) };
-                assert!(id >= 0);
+                let id = shm_create_private(SIZE);
                 g.extra.push(id);
                 write_word(id, 0, -1i32 as u32);
                 foreign_same = Some(id);
                 (id as u32, "foreign segment, same size")
             }
             _ => {
-                let id = unsafe { libc::shmget(libc::IPC_PRIVATE, 2 * SIZE, 0o600 | libc::IPC_CREAT) };
-                assert!(id >= 0);
+                let id = shm_create_private(2 * SIZE);
                 g.extra.push(id);
                 write_word(id, 0, -1i32 as u32);
                 foreign_other = Some(id);
@@ -359,7 +290,7 @@ fn one_case(rng: &mut Rng, ctx0: &str, stats: &mut Stats) {
     };
 
     // --- read through a fresh handle: no hang, no panic, nothing created
-    let before = ours(SIZE);
+    let before = made_here(SIZE);
     let fresh = g.share().try_clone().unwrap();
     let (fresh, got) = watched(fresh, "fetch", &ctx, |s| s.fetch());
     check_fetch(&got, &fexp, &value, &ctx);
@@ -368,15 +299,15 @@ fn one_case(rng: &mut Rng, ctx0: &str, stats: &mut Stats) {
         Err(Error::Corrupt(_)) => stats.fetch_corrupt += 1,
         Err(_) => stats.fetch_os += 1,
     }
-    let after_fetch = ours(SIZE);
+    let after_fetch = made_here(SIZE);
     assert_eq!(after_fetch, before, "{ctx}: fetch created or removed segments");
     let (fresh, count) = watched(fresh, "num_segments", &ctx, |s| s.num_segments());
     check_count(&count, &cexp, &ctx);
-    assert_eq!(ours(SIZE), before, "{ctx}: num_segments created or removed segments");
+    assert_eq!(made_here(SIZE), before, "{ctx}: num_segments created or removed segments");
     let (fresh, again) = watched(fresh, "second fetch", &ctx, |s| s.fetch());
     check_fetch(&again, &fexp, &value, &ctx);
-    assert_eq!(ours(SIZE), before, "{ctx}: fetch created or removed segments");
-    assert_eq!(unsafe { libc::semctl(semid, 1, libc::GETVAL) }, 0, "{ctx}: a read left the shared lock held");
+    assert_eq!(made_here(SIZE), before, "{ctx}: fetch created or removed segments");
+    assert_eq!(sem_getval(semid, 1), 0, "{ctx}: a read left the shared lock held");
 
     // --- a store: succeeds (and then reads back) or reports the corruption
     let w_len = rng.below(2001) as usize;
@@ -407,11 +338,7 @@ fn one_case(rng: &mut Rng, ctx0: &str, stats: &mut Stats) {
             }
         }
     }
-    assert_eq!(
-        unsafe { (libc::semctl(semid, 1, libc::GETVAL), libc::semctl(semid, 2, libc::GETVAL)) },
-        (0, 0),
-        "{ctx}: a lock was left held"
-    );
+    assert_eq!((sem_getval(semid, 1), sem_getval(semid, 2)), (0, 0), "{ctx}: a lock was left held");
 
     // --- removal takes everything of ours with it
     let removed = g.share().remove();
@@ -419,7 +346,8 @@ fn one_case(rng: &mut Rng, ctx0: &str, stats: &mut Stats) {
         Ok(()) => {
             assert!(!sem_exists(semid), "{ctx}: semaphore set survived remove()");
             let ext: BTreeSet<i32> = g.extra.iter().copied().collect();
-            let left: Vec<i32> = ours(SIZE).difference(&baseline).filter(|id| !ext.contains(id)).copied().collect();
+            let left: Vec<i32> =
+                made_here(SIZE).difference(&baseline).filter(|id| !ext.contains(id)).copied().collect();
             // The removed handle may keep the head mapped (marked for removal) until dropped.
             let left: Vec<i32> = left.into_iter().filter(|&id| id != head).collect();
             assert!(left.is_empty(), "{ctx}: segments left after remove(): {left:?}");
@@ -430,9 +358,9 @@ fn one_case(rng: &mut Rng, ctx0: &str, stats: &mut Stats) {
         }
     }
     drop(g); // removes extras and, after a failed remove, whatever is left
-    let left: Vec<i32> = ours(SIZE).difference(&baseline).copied().collect();
+    let left: Vec<i32> = made_here(SIZE).difference(&baseline).copied().collect();
     for id in &left {
-        rmid_ours(*id);
+        rmid_made_here(*id);
     }
     assert!(left.is_empty() || removed.is_err(), "{ctx}: segments left after dropping the share: {left:?}");
 }
@@ -456,7 +384,7 @@ fn corrupted_headers_never_hang_panic_or_grow() {
     }
     eprintln!("corruption: {stats:?} in {:?}", t.elapsed());
     assert!(stats.fetch_ok > 0 && stats.fetch_corrupt > 0, "{stats:?}");
-    assert_eq!(ours(SIZE), BTreeSet::new(), "segments of size {SIZE} left behind");
+    assert_eq!(made_here(SIZE), BTreeSet::new(), "segments of size {SIZE} left behind");
 }
 
 // ----- deterministic cases ----------------------------------------------------------
@@ -482,23 +410,22 @@ fn dangling_link_of_killed_writer() {
     let short = &long[..ds * 3 - 4];
     write_word(head, 4, short.len() as u32);
     for id in &ids[3..] {
-        rmid_ours(*id);
+        rmid_made_here(*id);
     }
-    let before = ours(S);
+    let before = made_here(S);
     let mut a = g.share().try_clone().unwrap();
     let mut b = g.share().try_clone().unwrap();
     assert_eq!(a.fetch().unwrap(), short, "the value does not need the dangling link");
     assert!(matches!(a.num_segments(), Err(Error::Corrupt(_))), "{:?}", a.num_segments());
-    assert_eq!(ours(S), before, "reads changed the segments");
+    assert_eq!(made_here(S), before, "reads changed the segments");
     // The same length again: the dangling link is past what is needed, store cuts it.
     a.store(short).unwrap();
     assert_eq!(b.num_segments().unwrap(), 3);
     // Simulate the crash again, then a store that needs the removed segments.
     let ids = chain_ids(head);
     let extra = {
-        let id = unsafe { libc::shmget(libc::IPC_PRIVATE, S, 0o600 | libc::IPC_CREAT) };
-        assert!(id >= 0);
-        rmid_ours(id);
+        let id = shm_create_private(S);
+        rmid_made_here(id);
         id
     };
     write_word(ids[2], 0, extra as u32);
@@ -529,7 +456,7 @@ fn cycles_and_hostile_lengths() {
     g.share().store(&value).unwrap();
     let ids = chain_ids(head);
     assert_eq!(ids.len(), 5);
-    let before = ours(S);
+    let before = made_here(S);
     type Case = (&'static str, Vec<(i32, usize, u32)>, bool);
     let cases: Vec<Case> = vec![
         ("head links to itself", vec![(head, 0, head as u32)], true),
@@ -562,7 +489,7 @@ fn cycles_and_hostile_lengths() {
             assert!(matches!(c, Err(Error::Corrupt(_))), "{name}: num_segments {c:?}");
         }
         assert!(t.elapsed() < CALL_LIMIT, "{name}: too slow");
-        assert_eq!(ours(S), before, "{name}: reads created or removed segments");
+        assert_eq!(made_here(S), before, "{name}: reads created or removed segments");
         for (id, off, v) in saved {
             write_word(id, off, v);
         }

@@ -2,8 +2,8 @@
 //!
 //! Every share a test makes sits in a `Guard` that removes it on drop, also
 //! when the test panics. Tests run in parallel threads of one process: keyed
-//! tests each use their own key (`key(n)`, n < 8); most tests use private
-//! shares and `try_clone` for a second handle.
+//! tests each use a key of their own (`common::free_key`, free when handed
+//! out); most tests use private shares and `try_clone` for a second handle.
 
 mod common;
 use std::collections::HashSet;
@@ -25,12 +25,11 @@ const CHAIN_TAG: u32 = 0x534c_4348;
 /// `shm_perm.mode` flag of a segment marked for removal (linux/shm.h).
 const SHM_DEST: u32 = 0o1000;
 
-fn key(n: i32) -> i32 {
-    assert!((0..8).contains(&n));
-    0x6000_0000 + ((std::process::id() as i32 & 0x3F_FFFF) * 8) + n
-}
-
-use common::Rng;
+use common::{
+    chain_ids, free_key, made_here, proc_sem_perms, proc_shm_entry, read_data, read_header, rmid_made_here, sem_at_key,
+    sem_exists, sem_mode, sem_rmid, sem_val, shm_at_key, shm_create_private, shm_rmid, shm_stat, write_bytes,
+    write_word, Rng,
+};
 
 fn pattern(n: usize, seed: u64) -> Vec<u8> {
     Rng::new(seed ^ n as u64).bytes(n)
@@ -75,147 +74,23 @@ impl Drop for Guard {
 }
 
 /// Removes a share without its lock: semaphore set first (wakes sleepers),
-/// then the chain and any tagged segment of ours, all checked to be ours.
+/// then its chain and any segment cut off from it (made by this process and
+/// tagged as a chained segment of this head), each checked to be made here.
 fn force_cleanup(semid: i32, head: i32, size: usize) {
-    unsafe {
-        libc::semctl(semid, 0, libc::IPC_RMID);
-    }
+    sem_rmid(semid);
     let mut ids = chain_ids(head);
-    for e in proc_shm() {
-        if e.key == 0 && e.size == size && e.cpid == std::process::id() && e.id != head {
-            if let Some(h) = read_header(e.id) {
-                if h[2] == CHAIN_TAG && h[3] == head as u32 {
-                    ids.push(e.id);
-                }
-            }
-        }
-    }
+    ids.extend(
+        made_here(size)
+            .into_iter()
+            .filter(|&id| id != head && read_header(id).is_some_and(|h| h[2] == CHAIN_TAG && h[3] == head as u32)),
+    );
     for id in ids {
-        if let Some(ds) = shm_stat(id) {
-            if ds.shm_cpid as u32 == std::process::id() {
-                shm_rmid(id);
-            }
-        }
+        rmid_made_here(id);
     }
 }
 
 fn private(size: usize) -> Guard {
     Guard::new(OpenOptions::new().create(true).size(size).open().expect("create private share"))
-}
-
-fn shm_stat(id: i32) -> Option<libc::shmid_ds> {
-    let mut ds: libc::shmid_ds = unsafe { std::mem::zeroed() };
-    let rc = unsafe { libc::shmctl(id, libc::IPC_STAT, &mut ds) };
-    (rc == 0).then_some(ds)
-}
-
-fn shm_rmid(id: i32) {
-    unsafe {
-        libc::shmctl(id, libc::IPC_RMID, std::ptr::null_mut());
-    }
-}
-
-fn sem_exists(semid: i32) -> bool {
-    unsafe { libc::semctl(semid, 0, libc::GETVAL) != -1 }
-}
-
-fn sem_val(semid: i32, n: i32) -> i32 {
-    let v = unsafe { libc::semctl(semid, n, libc::GETVAL) };
-    assert!(v >= 0, "GETVAL failed: {}", std::io::Error::last_os_error());
-    v
-}
-
-fn sem_mode(semid: i32) -> u32 {
-    let mut ds: libc::semid_ds = unsafe { std::mem::zeroed() };
-    let rc = unsafe { libc::semctl(semid, 0, libc::IPC_STAT, &mut ds as *mut libc::semid_ds) };
-    assert_eq!(rc, 0, "semctl IPC_STAT: {}", std::io::Error::last_os_error());
-    ds.sem_perm.mode as u32 & 0o777
-}
-
-/// Attaches `id` for the duration of `f` (which gets the mapping and its size).
-fn with_mapping<T>(id: i32, f: impl FnOnce(*mut u8, usize) -> T) -> Option<T> {
-    let ds = shm_stat(id)?;
-    let p = unsafe { libc::shmat(id, std::ptr::null(), 0) };
-    if p as isize == -1 {
-        return None;
-    }
-    let out = f(p as *mut u8, ds.shm_segsz);
-    unsafe {
-        libc::shmdt(p);
-    }
-    Some(out)
-}
-
-/// The four header words of segment `id`: next_shmid, length, shm_state, version.
-fn read_header(id: i32) -> Option<[u32; 4]> {
-    with_mapping(id, |p, len| {
-        assert!(len >= HEADER);
-        let w = p as *const u32;
-        unsafe { std::array::from_fn(|i| std::ptr::read_volatile(w.add(i))) }
-    })
-}
-
-fn write_word(id: i32, off: usize, v: u32) {
-    with_mapping(id, |p, _| unsafe { std::ptr::write_volatile(p.add(off) as *mut u32, v) }).expect("attach to write");
-}
-
-fn read_data(id: i32) -> Vec<u8> {
-    with_mapping(id, |p, len| unsafe { std::slice::from_raw_parts(p.add(HEADER), len - HEADER).to_vec() })
-        .expect("attach to read")
-}
-
-/// Shmids of the chain starting at `head`, following next_shmid (head included).
-fn chain_ids(head: i32) -> Vec<i32> {
-    let mut ids = vec![];
-    let mut seen = HashSet::new();
-    let mut id = head;
-    while id >= 0 && seen.insert(id) && ids.len() < 100_000 {
-        let Some(h) = read_header(id) else { break };
-        ids.push(id);
-        id = h[0] as i32;
-    }
-    ids
-}
-
-#[derive(Debug, Clone)]
-struct ProcShm {
-    key: i64,
-    id: i32,
-    perms: u32,
-    size: usize,
-    cpid: u32,
-}
-
-fn proc_shm() -> Vec<ProcShm> {
-    let text = std::fs::read_to_string("/proc/sysvipc/shm").expect("read /proc/sysvipc/shm");
-    text.lines()
-        .skip(1)
-        .filter_map(|l| {
-            let f: Vec<&str> = l.split_whitespace().collect();
-            Some(ProcShm {
-                key: f.first()?.parse().ok()?,
-                id: f.get(1)?.parse().ok()?,
-                perms: u32::from_str_radix(f.get(2)?, 8).ok()?,
-                size: f.get(3)?.parse().ok()?,
-                cpid: f.get(4)?.parse().ok()?,
-            })
-        })
-        .collect()
-}
-
-fn proc_shm_entry(id: i32) -> ProcShm {
-    proc_shm().into_iter().find(|e| e.id == id).unwrap_or_else(|| panic!("shmid {id} not in /proc/sysvipc/shm"))
-}
-
-fn proc_sem_perms(semid: i32) -> u32 {
-    let text = std::fs::read_to_string("/proc/sysvipc/sem").expect("read /proc/sysvipc/sem");
-    for l in text.lines().skip(1) {
-        let f: Vec<&str> = l.split_whitespace().collect();
-        if f.get(1).and_then(|s| s.parse::<i32>().ok()) == Some(semid) {
-            return u32::from_str_radix(f[2], 8).unwrap();
-        }
-    }
-    panic!("semid {semid} not in /proc/sysvipc/sem")
 }
 
 fn is_errno<T: std::fmt::Debug>(r: sharelite::Result<T>, errno: i32) -> bool {
@@ -233,7 +108,7 @@ fn segs(len: usize, seg_size: usize) -> usize {
 
 #[test]
 fn open_create_exclusive_and_missing() {
-    let k = key(0);
+    let k = free_key();
     // Not there yet.
     let e = OpenOptions::new().key(k).open().unwrap_err();
     assert_eq!(e, Error::Os(Errno(libc::ENOENT)));
@@ -252,7 +127,7 @@ fn open_create_exclusive_and_missing() {
     let head = proc_shm_entry(a.shmid());
     assert_eq!(head.key, k as i64);
     assert_eq!(head.size, 100);
-    assert_eq!(unsafe { libc::semget(k, 0, 0) }, a.semid());
+    assert_eq!(sem_at_key(k), Ok(a.semid()));
     assert_eq!(sem_val(a.semid(), 0), 1, "sem[0] marks the share initialised");
     assert_eq!(sem_val(a.semid(), 1), 0);
     assert_eq!(sem_val(a.semid(), 2), 0);
@@ -291,12 +166,12 @@ fn open_create_exclusive_and_missing() {
     assert!(!sem_exists(sem));
     let e = OpenOptions::new().key(k).open().unwrap_err();
     assert_eq!(e, Error::Os(Errno(libc::ENOENT)));
-    assert_eq!(unsafe { libc::shmget(k, 0, 0) }, -1, "head at key k is gone");
+    assert!(shm_at_key(k).is_err(), "head at key k is gone");
 }
 
 #[test]
 fn missing_share_is_enoent() {
-    let k = key(1);
+    let k = free_key();
     for size in [0, 100, DEFAULT_SIZE] {
         let r = OpenOptions::new().key(k).size(size).open();
         let e = r.unwrap_err();
@@ -305,8 +180,8 @@ fn missing_share_is_enoent() {
     }
     assert!(is_errno(OpenOptions::new().key(k).mode(0o600).open(), libc::ENOENT));
     // Nothing was left behind by the failed opens.
-    assert_eq!(unsafe { libc::semget(k, 0, 0) }, -1);
-    assert_eq!(unsafe { libc::shmget(k, 0, 0) }, -1);
+    assert!(sem_at_key(k).is_err());
+    assert!(shm_at_key(k).is_err());
 }
 
 #[test]
@@ -331,7 +206,7 @@ fn default_size_and_small_sizes() {
 
 #[test]
 fn reopen_with_other_size_keeps_original() {
-    let k = key(2);
+    let k = free_key();
     let a = Guard::new(OpenOptions::new().key(k).create(true).size(100).open().unwrap());
     assert_eq!(a.segment_size(), 100);
     let mut b = OpenOptions::new().key(k).size(4096).open().expect("reopen with larger size");
@@ -936,7 +811,7 @@ fn chained_segments_private_with_share_mode() {
     check_modes(&mut a, 0o600, 0);
     let mut d = private(100);
     check_modes(&mut d, 0o666, 0);
-    let k = key(3);
+    let k = free_key();
     let mut k3 = Guard::new(OpenOptions::new().key(k).create(true).size(100).mode(0o640).open().unwrap());
     check_modes(&mut k3, 0o640, k as i64);
     // A later store that grows the chain uses the same mode.
@@ -955,23 +830,18 @@ fn reads_a_chain_written_by_another_implementation() {
     let value = pattern(48 * 3 + 5, 21);
     let mut ids = vec![a.shmid()];
     for _ in 0..3 {
-        let id = unsafe { libc::shmget(libc::IPC_PRIVATE, 64, 0o600 | libc::IPC_CREAT) };
-        assert!(id >= 0);
-        ids.push(id);
+        ids.push(shm_create_private(64));
     }
     let raw_ids = ids[1..].to_vec();
     let cleanup = RawCleanup(raw_ids.clone());
     for (i, id) in ids.iter().enumerate() {
         let chunk = &value[(i * 48).min(value.len())..((i + 1) * 48).min(value.len())];
         let next = ids.get(i + 1).copied().unwrap_or(-1);
-        with_mapping(*id, |p, _| unsafe {
-            std::ptr::write_volatile(p as *mut i32, next);
-            if i > 0 {
-                std::ptr::write_volatile(p.add(4) as *mut i32, 0);
-            }
-            std::ptr::copy_nonoverlapping(chunk.as_ptr(), p.add(HEADER), chunk.len());
-        })
-        .unwrap();
+        write_word(*id, 0, next as u32);
+        if i > 0 {
+            write_word(*id, 4, 0);
+        }
+        write_bytes(*id, HEADER, chunk);
     }
     write_word(a.shmid(), 4, value.len() as u32);
     write_word(a.shmid(), 12, 77);
@@ -997,9 +867,7 @@ struct RawCleanup(Vec<i32>);
 impl Drop for RawCleanup {
     fn drop(&mut self) {
         for id in &self.0 {
-            if shm_stat(*id).is_some_and(|d| d.shm_cpid as u32 == std::process::id()) {
-                shm_rmid(*id);
-            }
+            rmid_made_here(*id);
         }
     }
 }
@@ -1115,8 +983,7 @@ fn store_cuts_damaged_links_and_spares_their_targets() {
     let ids = chain_ids(a.shmid());
     assert_eq!(ids.len(), 2);
 
-    let foreign = unsafe { libc::shmget(libc::IPC_PRIVATE, 4096, 0o600 | libc::IPC_CREAT) };
-    assert!(foreign >= 0);
+    let foreign = shm_create_private(4096);
     for bad in [foreign, ids[0], -7] {
         // The second segment now links to something it must not follow.
         write_word(ids[1], 0, bad as u32);

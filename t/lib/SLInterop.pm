@@ -14,7 +14,7 @@ use File::Temp ();
 use IPC::SysV qw(GETVAL);
 use POSIX qw(WNOHANG);
 use Time::HiRes ();
-use SLTest ();
+use SLTest ();    # (loads IPC::ShareLite::Inspect)
 use SLInterop::Child ();
 use Exporter ();
 our @ISA    = ('Exporter');
@@ -34,11 +34,7 @@ sub real_impl { my $i = shift; return selftest() && $i eq 'ours' ? 'orig' : $i }
 sub directions { return ( [ 'ours', 'orig' ], [ 'orig', 'ours' ] ) }
 
 # Segments needed for $len bytes with segment size $size.
-sub nsegs {
-  my ( $len, $size ) = @_;
-  my $d = $size - 16;
-  return $len ? int( ( $len + $d - 1 ) / $d ) : 1;
-}
+sub nsegs { return IPC::ShareLite::Inspect::segments_for( @_ ) }
 
 sub tmp_dir {
   my $d = File::Temp::tempdir( 'slinterop.XXXXXX', TMPDIR => 1, CLEANUP => 1 );

@@ -35,6 +35,13 @@ my $ROOT     = abs_path( File::Spec->catdir( dirname( __FILE__ ), '..', '..' ) )
 my $MAIN_PID = $$;
 my %PIDS     = ( $$ => 1 );
 
+# Listing, headers and chains: IPC::ShareLite::Inspect (pure Perl: from
+# blib, or from lib/ when nothing is built yet).
+{
+  local @INC = ( @INC, "$ROOT/lib" );
+  require IPC::ShareLite::Inspect;
+}
+
 sub root_dir { $ROOT }
 
 # --- keys ------------------------------------------------------------------
@@ -133,7 +140,9 @@ sub need_ref {
 }
 
 # 'ours' normally; SHARELITE_TEST_IMPL=orig runs the in-process tests against
-# the reference module, to check the tests themselves.
+# the reference module, to check the tests themselves. Run that in a private
+# IPC namespace (unshare --ipc): 0.17 itself makes segments at keys 1, 2, ...
+# for private shares and past a test's keys when a header is damaged.
 sub impl_under_test { $ENV{SHARELITE_TEST_IMPL} || 'ours' }
 
 sub impls { ( 'ours', 'orig' ) }
@@ -219,9 +228,9 @@ my %OWN_SHM;    # shmid => [ key, size ] as first seen
 my %OWN_SEM;    # semid => key
 my %HEAD;       # shmids of heads whose chains are ours
 
-# Current /proc/sysvipc rows by id.
-sub _shm_now { return { map { $_->{shmid} => $_ } proc_rows( 'shm' ) } }
-sub _sem_now { return { map { $_->{semid} => $_ } proc_rows( 'sem' ) } }
+# Every segment, every semaphore set now, by id.
+sub _shm_now { return { map { $_->{id} => $_ } IPC::ShareLite::Inspect::list_segments() } }
+sub _sem_now { return { map { $_->{id} => $_ } IPC::ShareLite::Inspect::list_semaphores() } }
 
 # Is the segment $id still the one we recorded (same key and size)? A
 # removed segment still attached shows key 0 (IPC_PRIVATE).
@@ -259,19 +268,9 @@ sub own_sem {
   return wantarray ? @_ : $_[0];
 }
 
-# Follow next_shmid from segment $id (bounded, cycle-safe): the ids reached,
-# $id first. The word is read with shmread, which attaches for the read.
-sub _walk {
-  my $id = shift;
-  my ( @ids, %seen );
-  while ( defined $id && $id >= 0 && !$seen{$id}++ && @ids < 100_000 ) {
-    push @ids, $id;
-    my $buf;
-    last unless shmread( $id, $buf, 0, 4 );
-    $id = unpack 'i', $buf;
-  }
-  return @ids;
-}
+# Follow next_shmid from segment $id (cycle-safe): the ids reached, $id
+# first (headers read with shmread, which attaches for the read).
+sub _walk { return @{ IPC::ShareLite::Inspect::walk_chain( shift )->{shmids} } }
 
 # The chain of an owned head: links are followed only to segments that can
 # be a chain of ours (IPC_PRIVATE or at a key we hold, the head's size); a
@@ -319,11 +318,11 @@ sub chain_shmids {
   return _walk( $id );
 }
 
-# Remove the share at $key (a key of ours): every segment of its chain and
-# its semaphore set, by the ids adopted.
+# Remove the share at $key: every segment of its chain and its semaphore
+# set, by the ids adopted. A key this file did not reserve is left alone.
 sub purge_key {
   my $key = shift;
-  die "purge_key: $key is not a key of this test\n" unless _reserved( $key );
+  return unless _reserved( $key );
   my @ids = adopt( $key );
   my $sid = semget( $key, 0, 0 );
   my $now = _shm_now();
@@ -377,22 +376,7 @@ sub sem_counts {
 
 # Rows of a /proc/sysvipc table ('shm', 'sem' or a path), each a hash keyed
 # by the header's columns.
-sub proc_rows {
-  my $file = shift;
-  $file = "/proc/sysvipc/$file" unless $file =~ m{/};
-  open my $fh, '<', $file or return ();
-  my $head = <$fh>;
-  my @cols = split ' ', $head;
-  my @rows;
-  local $_;
-  while ( <$fh> ) {
-    my @f = split ' ';
-    my %r;
-    @r{@cols} = @f;
-    push @rows, \%r;
-  }
-  return @rows;
-}
+sub proc_rows { return IPC::ShareLite::Inspect::proc_rows( @_ ) }
 
 # Everything of ours still there: first what is at our keys now, and the
 # chains of our heads; then each recorded id that still exists.
@@ -410,8 +394,8 @@ sub _ours_now {
 # SysV objects this test file made that are still there (see the top).
 sub leaked_objects {
   my ( $shm, $sem ) = _ours_now();
-  return ( ( map { "shm key=$_->{key} shmid=$_->{shmid} cpid=$_->{cpid}" } @$shm ),
-    ( map { "sem key=$_->{key} semid=$_->{semid}" } @$sem ) );
+  return ( ( map { "shm key=$_->{key} shmid=$_->{id} cpid=$_->{cpid}" } @$shm ),
+    ( map { "sem key=$_->{key} semid=$_->{id}" } @$sem ) );
 }
 
 sub no_leaks_ok {
@@ -425,8 +409,8 @@ sub no_leaks_ok {
 # still waiting on one wakes up), then the segments.
 sub _cleanup {
   my ( $shm, $sem ) = _ours_now();
-  semctl( $_->{semid}, 0, IPC_RMID, 0 ) for @$sem;
-  shmctl( $_->{shmid}, IPC_RMID, 0 ) for @$shm;
+  semctl( $_->{id}, 0, IPC_RMID, 0 ) for @$sem;
+  shmctl( $_->{id}, IPC_RMID, 0 ) for @$shm;
 }
 
 END {

@@ -8,16 +8,17 @@ use strict;
 use warnings;
 
 use Carp qw(croak);
+use Config ();
 use Errno ();
 use Exporter qw(import);
-use IPC::SysV qw(IPC_STAT IPC_RMID GETVAL);
+use IPC::SysV qw(IPC_STAT IPC_RMID);
+use File::Spec ();
 use IPC::SharedMem ();
-use IPC::Semaphore ();
 
 our $VERSION = '0.18';
 
 our @EXPORT_OK = qw(
-  key_from_string signed_key
+  KEY_BITS key_from_string signed_key unsigned_key
   HEADER_SIZE CHAIN_TAG read_header segment_stat segment_size walk_chain segments_for
   proc_rows list_segments list_semaphores parse_ipcs
   process_alive orphans remove_orphan
@@ -28,6 +29,8 @@ our %EXPORT_TAGS = ( all => \@EXPORT_OK );
 our @CARP_NOT = ( 'IPC::ShareLite' );
 
 use constant HEADER_SIZE => 16;
+# A key_t: 32 bits on Linux, macOS and Solaris, a long on the BSDs.
+use constant KEY_BITS => $^O =~ /\A(?:freebsd|netbsd|openbsd|dragonfly)\z/ ? 8 * $Config::Config{longsize} : 32;
 use constant CHAIN_TAG   => 0x534c4348;    # 'SLCH', see rust-core/src/segment.rs
 
 =head1 NAME
@@ -92,8 +95,9 @@ A minus sign before the digits makes a negative key.
 
 Croaks with C<Key must be a number or four character string> for a longer
 string, C<< <string> is not 8-bit clean >> for a character above 255 (the
-messages of 0.17), and C<< Key <string> is too large: a key_t has 32 bits >>
-for a number outside -2147483648 .. 4294967295. Numbers from 2147483648 up
+messages of 0.17), and C<< Key <string> is too large: a key_t has N bits >>
+for a number that does not fit a L</KEY_BITS>-bit C<key_t> (on Linux:
+outside -2147483648 .. 4294967295). Numbers from 2147483648 up (on Linux)
 are the negative C<key_t> of the same bits; use L</signed_key> to see it.
 
 =cut
@@ -104,17 +108,18 @@ sub key_from_string {
   if ( $s =~ /^\d+$/ ) {
     ( my $digits = $s ) =~ s/\A0+(?=\d)//;
     $digits =~ s/\n\z//;
-    _too_large( $s ) if length $digits > 10 || $digits > 4294967295;
+    _too_large( $s ) unless _fits( $digits, KEY_BITS == 64 ? '18446744073709551615' : '4294967295' );
     return $s;
   }
   if ( $opt{signed} && $s =~ /\A-(\d+)\z/ ) {
     ( my $digits = $1 ) =~ s/\A0+(?=\d)//;
-    _too_large( $s ) if length $digits > 10 || $digits > 2147483648;
-    return -$digits;
+    _too_large( $s ) unless _fits( $digits, KEY_BITS == 64 ? '9223372036854775808' : '2147483648' );
+    return KEY_BITS == 64 && $digits eq '9223372036854775808' ? signed_key( 1 << 63 ) : -$digits;
   }
   if ( $opt{hex} && $s =~ /\A0[xX]([0-9a-fA-F]+)\z/ ) {
     ( my $digits = $1 ) =~ s/\A0+(?=[0-9a-fA-F])//;
-    _too_large( $s ) if length $digits > 8;
+    _too_large( $s ) if length $digits > KEY_BITS / 4;
+    no warnings 'portable';
     return signed_key( hex $digits );
   }
   croak "Key must be a number or four character string" if length $s > 4;
@@ -122,7 +127,21 @@ sub key_from_string {
   return unpack( 'i', pack( 'A4', $s ) );
 }
 
-sub _too_large { croak "Key $_[0] is too large: a key_t has 32 bits" }
+# Digits (no leading zeros) at most $max, compared as strings: no float.
+sub _fits {
+  my ( $digits, $max ) = @_;
+  return length $digits < length $max || ( length $digits == length $max && $digits le $max );
+}
+
+sub _too_large { croak "Key $_[0] is too large: a key_t has ${\ KEY_BITS} bits" }
+
+=head2 KEY_BITS
+
+    my $bits = KEY_BITS;    # 32 on Linux
+
+The width of a C<key_t> here: 32 bits on Linux, macOS and Solaris, 64 on the
+64-bit BSDs. A string key is the native C<int32> of its bytes everywhere,
+widened (sign-extended) to a C<key_t>.
 
 =head2 signed_key
 
@@ -133,7 +152,24 @@ shows): C<signed_key(0xfffffffe)> is -2.
 
 =cut
 
-sub signed_key { unpack( 'l', pack( 'L', $_[0] & 0xffffffff ) ) }
+sub signed_key {
+  return unpack( 'l', pack( 'L', $_[0] & 0xffffffff ) ) if KEY_BITS == 32;
+  return unpack( 'q', pack( 'Q', $_[0] ) );
+}
+
+=head2 unsigned_key
+
+    my $bits = unsigned_key( $key_t );
+
+The same bits as an unsigned number (for printing in hex, sorting):
+C<unsigned_key(-2)> is 0xfffffffe where a C<key_t> has 32 bits.
+
+=cut
+
+sub unsigned_key {
+  return unpack( 'L', pack( 'l', $_[0] ) ) if KEY_BITS == 32;
+  return unpack( 'Q', pack( 'q', $_[0] ) );
+}
 
 =head1 SEGMENTS AND CHAINS
 
@@ -506,6 +542,7 @@ sub _merge_ipcs {
   my ( $type, $row, $raw ) = @_;
   $row->{id} = 0 + $raw->{id};
   if ( defined( my $k = $raw->{key} ) ) {
+    no warnings 'portable';
     $row->{key} = $k =~ /\A0x([0-9a-f]+)\z/i ? signed_key( hex $1 ) : $k =~ /\A-?\d+\z/ ? signed_key( $k ) : undef;
   }
   if ( defined( my $m = $raw->{mode} ) ) {
@@ -622,15 +659,35 @@ complete, does not reach this segment.
 Anything that cannot be read or decided is left out. Returns a list of hash
 references: C<id>, C<head> (the shmid of the head it was made for),
 C<size>, C<mode>, C<uid>, C<cpid>, C<reason> (C<head gone> or C<not in the
-chain of its head>). C<%options> go to L</list_segments>.
+chain of its head>). Options:
+
+=over
+
+=item C<< ids => [ SHMID, ... ] >>
+
+Look only at these segments: no other segment is read at all.
+
+=item C<< heads => [ SHMID, ... ] >>
+
+Keep only the orphans made for one of these heads.
+
+=item C<source>, C<ipcs>
+
+As for L</list_segments>.
+
+=back
 
 =cut
 
 sub orphans {
-  my %opt = @_;
+  my %opt   = @_;
+  my %ids   = map { $_ => 1 } @{ $opt{ids} || [] };
+  my %heads = map { $_ => 1 } @{ $opt{heads} || [] };
   my @found;
-  for my $seg ( list_segments( %opt ) ) {
+  for my $seg ( list_segments( map { $_ => $opt{$_} } grep { exists $opt{$_} } qw(source ipcs) ) ) {
+    next if $opt{ids} && !$ids{ $seg->{id} };
     my $o = _orphan( $seg ) or next;
+    next if $opt{heads} && !$heads{ $o->{head} };
     push @found, $o;
   }
   return @found;
@@ -718,7 +775,6 @@ sub _key_of {
   return $seg ? $seg->{key} : undef;
 }
 
-require File::Spec;
 
 1;
 

@@ -1,0 +1,396 @@
+# IPC::ShareLite::Inspect: keys from strings (the module's rules and the
+# command's hex / negative forms, the 0.17 messages, "too large"), the
+# segment-count formula, headers and chain walks on real segments (ok,
+# cycle, dangling link, invalid id, a segment of another size), the SysV
+# listing from /proc/sysvipc and from the real ipcs compared object by
+# object, the ipcs parser on sample output of FreeBSD, NetBSD/OpenBSD,
+# macOS, Solaris/illumos and util-linux, and orphans() on real orphans made
+# by children that exited, next to segments that must never be taken for
+# one. Every object is created here, known by its id, and removed at the end.
+
+use strict;
+use warnings;
+use Test::More;
+use lib 't/lib';
+use SLTest qw(new_key);
+use Errno ();
+use IPC::SysV qw(IPC_PRIVATE IPC_CREAT IPC_EXCL IPC_RMID);
+use POSIX ();
+use IPC::ShareLite::Inspect qw(:all);
+
+my ( @SHM, @SEM );    # every object this file created, by id
+END {
+  shmctl( $_, IPC_RMID, 0 ) for @SHM;
+  semctl( $_, 0, IPC_RMID, 0 ) for @SEM;
+}
+
+# A key with nothing at it (another one if something is there).
+sub free_key {
+  for ( 1 .. 50 ) {
+    my $k = new_key( 1 );
+    return $k unless defined( shmget( $k, 0, 0 ) ) || defined( semget( $k, 0, 0 ) );
+  }
+  die "no free key";
+}
+
+sub segment {
+  my ( $key, $size, $mode ) = @_;
+  my $id = shmget( $key, $size, IPC_CREAT | IPC_EXCL | ( $mode || 0600 ) );
+  die "shmget: $!" unless defined $id;
+  push @SHM, $id;
+  return $id;
+}
+
+sub header {
+  my ( $id, @h ) = @_;
+  shmwrite( $id, pack( 'l l L L', @h ), 0, 16 ) or die "shmwrite $id: $!";
+}
+
+sub gone_id {
+  my $id = segment( IPC_PRIVATE, 4096 );
+  shmctl( $id, IPC_RMID, 0 ) or die;
+  return $id;
+}
+
+# ------------------------------------------------------------ keys
+
+{
+  my %module = (
+    'abcd' => unpack( 'i', pack( 'A4', 'abcd' ) ),
+    'ab'   => unpack( 'i', pack( 'A4', 'ab' ) ),
+    '1971' => '1971',
+    '0123' => '0123',
+    '-5'   => unpack( 'i', pack( 'A4', '-5' ) ),
+    '0x10' => unpack( 'i', pack( 'A4', '0x10' ) ),
+    '4294967295' => '4294967295',
+    ''     => 0,
+  );
+  for my $s ( sort keys %module ) {
+    is( key_from_string( $s ), $module{$s}, "module key '$s'" );
+  }
+  is( key_from_string( undef ), 0, 'undef is IPC_PRIVATE' );
+  my %cli = ( '-5' => -5, '0x10' => 16, '0xfffffffe' => -2, '0XFF' => 255, '0x000000000010' => 16,
+    '-2147483648' => -2147483648, 'abcd' => $module{abcd}, '00042' => '00042' );
+  for my $s ( sort keys %cli ) {
+    is( key_from_string( $s, hex => 1, signed => 1 ), $cli{$s}, "command key '$s'" );
+  }
+  for my $c ( [ 'abcde', {}, qr/^Key must be a number or four character string at \Q$0\E line/ ],
+    [ "\x{263a}", {}, qr/^\x{263a} is not 8-bit clean at / ], [ '4294967296', {}, qr/^Key 4294967296 is too large/ ],
+    [ '99999999999999999999', {}, qr/too large/ ], [ '0x123456789', { hex => 1 }, qr/^Key 0x123456789 is too large/ ],
+    [ '-2147483649', { signed => 1 }, qr/too large/ ], [ '0x123456789', {}, qr/four character/ ] )
+  {
+    my ( $s, $opt, $re ) = @$c;
+    ( my $name = $s ) =~ s/([^\x20-\x7e])/sprintf '\\x{%x}', ord $1/ge;
+    ok( !eval { key_from_string( $s, %$opt ); 1 }, "key '$name' refused" );
+    like( $@, $re, '... with the message, at the caller' );
+  }
+  is( signed_key( 0xfffffffe ), -2, 'signed_key' );
+  is( signed_key( 5 ), 5, 'signed_key of a small key' );
+  is_deeply( [ map { segments_for( $_, 4096 ) } 0, 1, 4080, 4081, 8160, 8161 ], [ 1, 1, 1, 2, 2, 3 ], 'segments_for' );
+  is( segments_for( 300 * 1024, 65536 ), 5, 'segments_for 300 KB in 64 KB segments' );
+}
+
+# A 64-bit key_t (the BSDs), in a perl that takes itself for FreeBSD.
+SKIP: {
+  require Config;
+  skip 'a 32-bit perl', 1 unless $Config::Config{longsize} == 8;
+  ( my $lib = $INC{'IPC/ShareLite/Inspect.pm'} ) =~ s{/IPC/ShareLite/Inspect\.pm\z}{};
+  my $code = <<'EOC';
+BEGIN { $^O = 'freebsd' }
+use IPC::ShareLite::Inspect qw(:all);
+my @r = ( KEY_BITS, key_from_string( '0x123456789', hex => 1 ), key_from_string( '18446744073709551615' ),
+  key_from_string( '-9223372036854775808', signed => 1 ), key_from_string( '0xffffffffffffffff', hex => 1 ),
+  unsigned_key( -2 ), key_from_string( 'abcd' ) );
+push @r, eval { key_from_string( '18446744073709551616' ) } ? 'accepted' : $@ =~ /too large: a key_t has 64 bits/ ? 'too large' : $@;
+push @r, eval { key_from_string( '0x10000000000000000', hex => 1 ) } ? 'accepted' : $@ =~ /too large/ ? 'too large' : $@;
+print join( ',', @r ), "\n";
+EOC
+  open my $fh, '-|', $^X, "-I$lib", '-e', $code or die "perl: $!";
+  my $out = <$fh>;
+  close $fh;
+  is( $out, join( ',', 64, 4886718345, '18446744073709551615', -9223372036854775808, -1, 18446744073709551614,
+      unpack( 'i', pack( 'A4', 'abcd' ) ), 'too large', 'too large' ) . "\n",
+    'a 64-bit key_t: wider numbers, the same string keys, "too large" past 64 bits' );
+}
+
+# ------------------------------------------------------------ headers and chains
+
+my $K = free_key();
+my $H = segment( $K, 4096 );
+my ( $C1, $C2 ) = map { segment( IPC_PRIVATE, 4096 ) } 1, 2;
+header( $H, $C1, 5000, 1, 7 );
+header( $C1, $C2, 0, CHAIN_TAG, $H );
+header( $C2, -1, 0, CHAIN_TAG, $H );
+{
+  is_deeply( read_header( $H ), { next_shmid => $C1, length => 5000, shm_state => 1, version => 7 }, 'read_header' );
+  is_deeply( read_header( $C2 ), { next_shmid => -1, length => 0, shm_state => 0x534c4348, version => $H },
+    'read_header of a tagged chained segment' );
+  my $gone = gone_id();
+  ok( !defined read_header( $gone ), 'read_header of a removed segment: undef' );
+  ok( $! == Errno::EINVAL() || $! == Errno::EIDRM(), '... with EINVAL' );
+  is( segment_size( $H ), 4096, 'segment_size' );
+  is( segment_stat( $H )->{cpid}, $$, 'segment_stat: cpid' );
+
+  my $w = walk_chain( $H );
+  is_deeply( [ @$w{qw(shmids state error size)} ], [ [ $H, $C1, $C2 ], 'ok', undef, 4096 ], 'walk_chain: ok' );
+  is( $w->{head}{length}, 5000, 'walk_chain: the head header' );
+
+  header( $C2, $H, 0, CHAIN_TAG, $H );
+  $w = walk_chain( $H );
+  is_deeply( [ @$w{qw(shmids state)} ], [ [ $H, $C1, $C2 ], 'cycle' ], 'a cycle: each segment once' );
+  like( $w->{error}, qr/segment $C2 links back to segment $H/, '... and where' );
+
+  header( $C2, $gone, 0, CHAIN_TAG, $H );
+  $w = walk_chain( $H );
+  is_deeply( [ @$w{qw(shmids state)} ], [ [ $H, $C1, $C2 ], 'broken' ], 'a link to a removed segment: broken' );
+  like( $w->{error}, qr/segment $C2 links to segment $gone/, '... and where' );
+
+  header( $C2, -7, 0, CHAIN_TAG, $H );
+  $w = walk_chain( $H );
+  is( $w->{state}, 'broken', 'an invalid id: broken' );
+  like( $w->{error}, qr/invalid next_shmid -7/, '... says so' );
+
+  my $F = segment( IPC_PRIVATE, 8192 );
+  header( $F, -1, 0, CHAIN_TAG, $H );
+  header( $C2, $F, 0, CHAIN_TAG, $H );
+  $w = walk_chain( $H );
+  is_deeply( [ @$w{qw(shmids state)} ], [ [ $H, $C1, $C2, $F ], 'foreign' ], 'a segment of another size: foreign' );
+  header( $C2, -1, 0, CHAIN_TAG, $H );
+
+  $w = walk_chain( $gone );
+  is_deeply( [ @$w{qw(shmids state)} ], [ [], 'error' ], 'walk from a removed head: error, no shmids' );
+  is( walk_chain( $H, limit => 2 )->{state}, 'too-long', 'limit' );
+}
+
+# ------------------------------------------------------------ listing
+
+my $S = semget( $K, 3, IPC_CREAT | IPC_EXCL | 0640 );
+die "semget: $!" unless defined $S;
+push @SEM, $S;
+SKIP: {
+  skip 'no /proc/sysvipc here', 4 unless -r '/proc/sysvipc/shm';
+  my ( $h ) = grep { $_->{id} == $H } list_segments( source => 'proc' );
+  is_deeply( $h, { id => $H, key => $K, mode => 0600, removed => 0, size => 4096, nattch => 0, cpid => $$,
+      lpid => $h->{lpid}, uid => $<, gid => $h->{gid}, cuid => $>, cgid => $h->{cgid} },
+    'list_segments (proc): the head' );
+  my ( $s ) = grep { $_->{id} == $S } list_semaphores( source => 'proc' );
+  is_deeply( [ @$s{qw(key mode nsems uid)} ], [ $K, 0640, 3, $< ], 'list_semaphores (proc): the set' );
+  ok( ( grep { $_->{id} == $C1 && $_->{key} == 0 } list_segments() ), 'default source finds the private segment' );
+  ok( ( grep { $_->{shmid} == $H } proc_rows( 'shm' ) ), 'proc_rows: raw rows' );
+}
+
+SKIP: {
+  my $ipcs = grep { -x "$_/ipcs" } split /:/, $ENV{PATH};
+  skip 'no ipcs in PATH', 4 unless $ipcs;
+  skip 'no /proc/sysvipc to compare with', 4 unless -r '/proc/sysvipc/shm';
+  my %proc = map { $_->{id} => $_ } list_segments( source => 'proc' );
+  my %ipcs = map { $_->{id} => $_ } list_segments( source => 'ipcs' );
+  my @mine = ( $H, $C1, $C2 );
+  ok( !grep( { !$ipcs{$_} } @mine ), 'ipcs lists every segment of ours' );
+  my @diff;
+  for my $id ( @mine ) {
+    for my $f ( sort keys %{ $ipcs{$id} } ) {
+      next unless defined $ipcs{$id}{$f};
+      push @diff, "$id.$f: ipcs $ipcs{$id}{$f}, proc " . ( $proc{$id}{$f} // 'undef' )
+       unless defined $proc{$id}{$f} && $proc{$id}{$f} == $ipcs{$id}{$f};
+    }
+  }
+  is_deeply( \@diff, [], 'what ipcs tells about them is what /proc tells' ) or diag explain $ipcs{$H};
+  ok( defined $ipcs{$H}{cpid} && defined $ipcs{$H}{uid} && defined $ipcs{$H}{size}, 'ipcs gave pid, owner and size' );
+  my %isem = map { $_->{id} => $_ } list_semaphores( source => 'ipcs' );
+  is_deeply( [ @{ $isem{$S} || {} }{qw(key mode nsems uid)} ], [ $K, 0640, 3, $< ], 'list_semaphores (ipcs): the set' );
+}
+
+# ------------------------------------------------------------ the ipcs parser on each flavour
+
+my $root_gid = getgrnam( 'root' );
+my $wheel    = getgrnam( 'wheel' );
+my @ipcs_cases = (
+  [ 'FreeBSD ipcs -a', <<'EOT', 1668246881, 0, 1, $root_gid ],
+Message Queues:
+T           ID          KEY MODE        OWNER    GROUP    CREATOR  CGROUP                 CBYTES                 QNUM               QBYTES        LSPID        LRPID STIME    RTIME    CTIME   
+
+Shared Memory:
+T           ID          KEY MODE        OWNER    GROUP    CREATOR  CGROUP         NATTCH        SEGSZ         CPID         LPID ATIME    DTIME    CTIME   
+m        65536   1668246881 --rw-rw---- root     root     root     root                0         4096         1201         1202 10:01:02 10:01:02 10:01:01
+m        65537            0 --rw------- 1001     root     1001     root                2        65536         1201         1301 no-entry no-entry  9:01:01
+
+Semaphores:
+T           ID          KEY MODE        OWNER    GROUP    CREATOR  CGROUP          NSEMS OTIME    CTIME   
+s        65536   1668246881 --rw-rw---- root     root     root     root                3 10:01:02 10:01:01
+
+EOT
+  [ 'NetBSD / OpenBSD ipcs -a', <<'EOT', 1668246881, 0, 1, $wheel ],
+Message Queues:
+T        ID     KEY        MODE       OWNER    GROUP  CREATOR   CGROUP CBYTES  QNUM QBYTES LSPID LRPID    STIME    RTIME    CTIME
+
+Shared Memory:
+T        ID     KEY        MODE       OWNER    GROUP  CREATOR   CGROUP NATTCH   SEGSZ  CPID  LPID    ATIME    DTIME    CTIME
+m     65536 1668246881 --rw-rw----     root    wheel     root    wheel      0    4096  1201  1202 10:01:02 10:01:02 10:01:01
+m     65537          0 --rw-------     1001    wheel     1001    wheel      2   65536  1201  1301 no-entry no-entry  9:01:01
+
+Semaphores:
+T        ID     KEY        MODE       OWNER    GROUP  CREATOR   CGROUP NSEMS    OTIME    CTIME
+s     65536 1668246881 --rw-rw----     root    wheel     root    wheel     3 10:01:02 10:01:01
+
+EOT
+  [ 'macOS ipcs -a', <<'EOT', 1668246881, 0, 1, $wheel ],
+IPC status from <running system> as of Wed Dec  2 06:00:00 UTC 2026
+T     ID     KEY        MODE       OWNER    GROUP  CREATOR   CGROUP CBYTES  QNUM QBYTES LSPID LRPID   STIME    RTIME    CTIME
+Message Queues:
+
+T     ID     KEY        MODE       OWNER    GROUP  CREATOR   CGROUP NATTCH  SEGSZ  CPID  LPID   ATIME    DTIME    CTIME
+Shared Memory:
+m  65536 0x636f6d61 --rw-rw----     root    wheel     root    wheel      0   4096  1201  1202 10:01:02 10:01:02 10:01:01
+m  65537 0x00000000 --rw-------     1001    wheel     1001    wheel      2  65536  1201  1301 no-entry no-entry  9:01:01
+
+T     ID     KEY        MODE       OWNER    GROUP  CREATOR   CGROUP NSEMS   OTIME    CTIME
+Semaphores:
+s  65536 0x636f6d61 --ra-ra----     root    wheel     root    wheel      3 10:01:02 10:01:01
+
+EOT
+  [ 'Solaris / illumos ipcs -a', <<'EOT', 1668246881, 1, 1, $root_gid ],
+IPC status from <running system> as of Wed Dec  2 06:00:00 UTC 2026
+T         ID      KEY        MODE        OWNER    GROUP  CREATOR   CGROUP CBYTES  QNUM QBYTES LSPID LRPID   STIME    RTIME    CTIME
+Message Queues:
+T         ID      KEY        MODE        OWNER    GROUP  CREATOR   CGROUP NATTCH      SEGSZ  CPID  LPID   ATIME    DTIME    CTIME
+Shared Memory:
+m      65536   0x636f6d61 --rw-rw----     root     root     root     root      0       4096  1201  1202 10:01:02 10:01:02 10:01:01
+m      65537   0x0        D-rw-------     1001     root     1001     root      2      65536  1201  1301 no-entry no-entry  9:01:01
+T         ID      KEY        MODE        OWNER    GROUP  CREATOR   CGROUP NSEMS   OTIME    CTIME
+Semaphores:
+s      65536   0x636f6d61 --ra-ra----     root     root     root     root     3 10:01:02 10:01:01
+EOT
+);
+for my $c ( @ipcs_cases ) {
+  my ( $name, $text, $key, $removed_flag, $has_pids, $gid ) = @$c;
+  my $p = parse_ipcs( $text );
+  is_deeply(
+    $p->{shm},
+    [ { id => 65536, key => $key, mode => 0660, removed => undef, size => 4096, nattch => 0, cpid => 1201, lpid => 1202,
+        uid => 0, gid => $gid, cuid => 0, cgid => $gid },
+      { id => 65537, key => 0, mode => 0600, removed => ( $removed_flag ? 1 : undef ), size => 65536, nattch => 2,
+        cpid => 1201, lpid => 1301, uid => 1001, gid => $gid, cuid => 1001, cgid => $gid } ],
+    "$name: segments" );
+  is_deeply( $p->{sem}, [ { id => 65536, key => $key, mode => 0660, nsems => 3, uid => 0, gid => $gid, cuid => 0, cgid => $gid } ],
+    "$name: semaphore sets" );
+}
+
+{
+  my @texts = ( <<'EOT', <<'EOT', <<'EOT', <<'EOT', <<'EOT' );
+
+------ Shared Memory Segments --------
+key        shmid      owner      perms      bytes      nattch     status      
+0x636f6d61 65536      root       660        4096       0                       
+0x00000000 65537      1001       600        65536      2          dest         
+
+EOT
+
+------ Shared Memory Creator/Last-op PIDs --------
+shmid      owner      cpid       lpid      
+65536      root       1201       1202      
+65537      1001       1201       1301      
+
+EOT
+
+------ Shared Memory Segment Creators/Owners --------
+shmid      perms      cuid       cgid       uid        gid       
+65536      660        root       root       root       root      
+65537      600        1001       root       1001       root      
+
+EOT
+
+------ Semaphore Arrays --------
+key        semid      owner      perms      nsems     
+0x636f6d61 32768      root       660        3         
+
+EOT
+
+------ Semaphore Arrays Creators/Owners --------
+semid      perms      cuid       cgid       uid        gid       
+32768      660        root       root       root       root      
+
+EOT
+  my $p = parse_ipcs( @texts );
+  is_deeply(
+    $p->{shm},
+    [ { id => 65536, key => 1668246881, mode => 0660, removed => 0, size => 4096, nattch => 0, cpid => 1201, lpid => 1202,
+        uid => 0, gid => $root_gid, cuid => 0, cgid => $root_gid },
+      { id => 65537, key => 0, mode => 0600, removed => 1, size => 65536, nattch => 2, cpid => 1201, lpid => 1301,
+        uid => 1001, gid => $root_gid, cuid => 1001, cgid => $root_gid } ],
+    'util-linux: segments merged from ipcs -m, -m -p, -m -c' );
+  is_deeply( $p->{sem},
+    [ { id => 32768, key => 1668246881, mode => 0660, nsems => 3, uid => 0, gid => $root_gid, cuid => 0, cgid => $root_gid } ],
+    'util-linux: semaphore sets' );
+  is_deeply( parse_ipcs( "IPC status from <running system>\n" ), { shm => [], sem => [] }, 'nothing to list' );
+  my $unknown = parse_ipcs( "T ID KEY MODE OWNER GROUP\nShared Memory:\nm 7 0x1 --rw-rw-rw- nosuchuser.x nosuchgrp.x\n" );
+  ok( !defined $unknown->{shm}[0]{uid} && !defined $unknown->{shm}[0]{gid}, 'an unknown owner name: uid undef' );
+}
+
+# ------------------------------------------------------------ orphans
+
+# A segment made by a child that then exits: its creator is dead.
+sub child_segment {
+  my ( $key, $size, @h ) = @_;
+  pipe( my $r, my $w ) or die "pipe: $!";
+  my $pid = fork // die "fork: $!";
+  if ( !$pid ) {
+    close $r;
+    my $id = shmget( $key, $size, IPC_CREAT | IPC_EXCL | 0600 );
+    shmwrite( $id, pack( 'l l L L', @h ), 0, 16 ) if defined $id && @h;
+    print {$w} defined $id ? $id : -1;
+    close $w;
+    POSIX::_exit( 0 );
+  }
+  close $w;
+  my $id = <$r>;
+  waitpid( $pid, 0 );
+  die "child could not create a segment" unless defined $id && $id >= 0;
+  push @SHM, $id;
+  return ( $id, $pid );
+}
+
+{
+  my $gone = gone_id();
+  my ( $o1, $pid1 ) = child_segment( IPC_PRIVATE, 4096, -1, 0, CHAIN_TAG, $gone );    # head gone
+  my ( $o2, $pid2 ) = child_segment( IPC_PRIVATE, 4096, -1, 0, CHAIN_TAG, $H );        # head lives, no link
+  my ( $o3 ) = child_segment( IPC_PRIVATE, 4096, -1, 0, CHAIN_TAG, $H );               # linked from the chain
+  header( $C2, $o3, 0, CHAIN_TAG, $H );
+  my ( $o4 ) = child_segment( IPC_PRIVATE, 4096 );                                      # untagged (all zero)
+  my ( $o5 ) = child_segment( IPC_PRIVATE, 4096, -1, 0, CHAIN_TAG, $gone );            # attached here
+  my $addr = IPC::SysV::shmat( $o5, undef, 0 );
+  ok( defined $addr, 'attached one of them' );
+  my $o6 = segment( IPC_PRIVATE, 4096 );                                                # creator alive (us)
+  header( $o6, -1, 0, CHAIN_TAG, $gone );
+  my ( $o7 ) = child_segment( free_key(), 4096, -1, 0, CHAIN_TAG, $gone );             # not private
+  my ( $o8 ) = child_segment( IPC_PRIVATE, 4096, -1, 0, CHAIN_TAG + 1, $gone );        # another tag
+
+  ok( !process_alive( $pid1 ), 'process_alive: a reaped child is dead' );
+  ok( process_alive( $$ ), 'process_alive: we are alive' );
+  ok( process_alive( 0 ) && process_alive( undef ), 'process_alive: an unknown pid is never dead' );
+
+  my %mine = map { $_ => 1 } $o1, $o2, $o3, $o4, $o5, $o6, $o7, $o8, $H, $C1, $C2;
+  my @found = orphans( ids => [ keys %mine ] );
+  is_deeply( [ sort { $a->{id} <=> $b->{id} } @found ],
+    [ sort { $a->{id} <=> $b->{id} } { id => $o1, head => $gone, size => 4096, mode => 0600, uid => $<, cpid => $pid1, reason => 'head gone' },
+      { id => $o2, head => $H, size => 4096, mode => 0600, uid => $<, cpid => $pid2,
+        reason => 'not in the chain of its head' } ],
+    'orphans: the one whose head is gone and the one its head does not link; nothing else of ours' );
+
+  ok( !remove_orphan( $o3 ), 'remove_orphan refuses a linked segment' );
+  like( $@, qr/no longer an orphan/, '... and says why' );
+  ok( !remove_orphan( $o6 ), 'remove_orphan refuses one whose creator lives' );
+  ok( defined segment_stat( $o3 ) && defined segment_stat( $o6 ), 'both still there' );
+  my ( $f1 ) = grep { $_->{id} == $o1 } @found;
+  ok( remove_orphan( $f1 ), 'remove_orphan removes a real orphan' ) or diag $@;
+  ok( !defined segment_stat( $o1 ), '... it is gone' );
+  ok( !remove_orphan( $f1 ), 'a second remove_orphan fails' );
+  like( $@, qr/segment $o1/, '... naming the segment' );
+  IPC::SysV::shmdt( $addr );
+  ok( ( grep { $_->{id} == $o5 } orphans( ids => [ $o5 ] ) ), 'detached, it is an orphan too' );
+  is_deeply( [ map { $_->{id} } orphans( ids => [ keys %mine ], heads => [ $H ] ) ], [ $o2 ], 'heads: only the orphans of that head' );
+  is_deeply( [ orphans( ids => [] ) ], [], 'ids => []: nothing looked at' );
+  ok( defined segment_stat( $_ ), "segment $_ untouched" ) for $o2, $o3, $o4, $o5, $o6, $o7, $o8, $H, $C1, $C2;
+}
+
+done_testing();
