@@ -63,7 +63,6 @@ if ( !$pid ) {
   undef $share;
   POSIX::_exit( $fail > 99 ? 99 : $fail );
 }
-note_pid( $pid );
 
 my $fail = eval { increment() };
 is( $@,    '', 'parent rounds did not die' );

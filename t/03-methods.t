@@ -55,7 +55,6 @@ sub child_try {
     my $r = eval { $h->lock( $flags ) };
     POSIX::_exit( $@ ? 4 : !defined $r ? 3 : $r ? 1 : 2 );
   }
-  note_pid( $pid );
   return wait_child( $pid );
 }
 
@@ -77,7 +76,6 @@ sub hold_in_child {
     else                     { my $x = <$go_r> }
     POSIX::_exit( 0 );
   }
-  note_pid( $pid );
   close $ready_w;
   close $go_r;
   my $got = <$ready_r>;
@@ -503,7 +501,6 @@ SKIP: {
     undef $s;
     POSIX::_exit( $ok ? 0 : 1 );
   }
-  note_pid( $pid );
   is( wait_child( $pid ), 0, 'child read the share and dropped its copy' );
   ok( defined semget( $k, 0, 0 ), "the child's DESTROY did not remove the semaphore set" );
   is( eval { $s->fetch }, 'k' x 2000, 'the parent still reads the share' );
@@ -514,7 +511,6 @@ SKIP: {
     alarm 10;
     exit 0;    # global destruction
   }
-  note_pid( $pid );
   is( wait_child( $pid ), 0, 'child exited normally' );
   ok( defined semget( $k, 0, 0 ), "the child's global destruction did not remove the share" );
   ok( eval { $s->store( 'after children' ) }, 'the parent still stores' ) or diag $@;

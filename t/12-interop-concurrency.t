@@ -15,7 +15,7 @@
 # through files, every wait capped at 20 s). SHARELITE_INTEROP_SELFTEST=1 runs
 # 0.17 on both sides (checks the test itself). A 0.17 writer reopens its handle
 # every few stores: a 0.17 handle never reuses chain keys (next_key only grows),
-# so a long-lived one would walk out of this file's key block.
+# so a long-lived one would walk out of the keys this file reserved.
 
 use strict;
 use warnings;

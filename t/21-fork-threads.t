@@ -53,7 +53,6 @@ sub fork_child {
     $code->();
     exit 0;
   }
-  note_pid( $pid );
   close $w;
   my $text = do { local $/; <$r> };
   waitpid( $pid, 0 );

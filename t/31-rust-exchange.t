@@ -6,6 +6,7 @@ use warnings;
 use lib 't/lib';
 use SLTest;
 use Test::More;
+use File::Temp ();
 
 my $root = root_dir();
 my $cargo = $ENV{CARGO} || 'cargo';
@@ -17,14 +18,13 @@ ok( -x $exchange, 'example built' );
 my @impls = ( 'ours', have_ref() ? 'orig' : () );
 for my $impl ( @impls ) {
   my $key = new_key();
-  my $out = "$root/t/.exchange.$$.$impl";
+  my ( undef, $out ) = File::Temp::tempfile( "exchange.$impl.XXXXXX", TMPDIR => 1, UNLINK => 1 );
   my $pid = fork;
   die "fork: $!" unless defined $pid;
   if ( !$pid ) {
     open STDOUT, '>', $out or exit 97;
     exec $exchange, $key, "hello from rust, for $impl", 20 or exit 98;
   }
-  note_pid( $pid );
 
   my ( $rc, $seen ) = run_impl( $impl, <<'PERL', $key );
 my $key = shift;

@@ -45,7 +45,6 @@ sub run_example {
     alarm 300;    # survives exec: a hung example is killed
     exec( $^X, '-Iblib/lib', '-Iblib/arch', "examples/$script", @args ) or POSIX::_exit( 98 );
   }
-  note_pid( $pid );
   my $text = do { local $/; <$out> };
   close $out;
   my $st = $?;

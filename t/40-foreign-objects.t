@@ -17,6 +17,7 @@ use warnings;
 use lib 't/lib';
 use Cwd qw(abs_path);
 use Digest::MD5 qw(md5_hex);
+use File::Temp ();
 use IPC::SysV qw(IPC_CREAT IPC_PRIVATE SETVAL GETVAL);
 use POSIX ();
 use Test::More;
@@ -33,7 +34,7 @@ unless ( $ENV{SLTEST_FOREIGN_INSIDE} ) {
   my ( $use ) = grep { system( 'unshare', @$_, '--', 'true' ) == 0 } @how;
   plan skip_all => 'no private IPC and pid namespace here (unshare --ipc --pid)' unless $use;
   $ENV{SLTEST_FOREIGN_INSIDE} = 1;
-  exec( 'unshare', @$use, '--', $^X, ( map { "-I$_" } @INC ), $me ) or die "exec unshare: $!";
+  exec( 'unshare', @$use, '--', $^X, ( map { "-I$_" } grep { !ref } @INC ), $me ) or die "exec unshare: $!";
 }
 chdir $root or die "chdir $root: $!";
 
@@ -147,7 +148,8 @@ note scalar( keys %$seeded ) . ' foreign objects seeded';
 
 # --- the suite ---------------------------------------------------------------------
 
-my $log = "$root/t/.foreign.$$";
+# (pid 1 in every namespace: a name of its own, for runs side by side)
+my ( undef, $log ) = File::Temp::tempfile( 'foreign.XXXXXX', TMPDIR => 1, UNLINK => 1 );
 my %lost;    # reported already
 for my $i ( 0 .. $#files ) {
   my ( $file, $pid ) = ( $files[$i], $pids[$i] );

@@ -172,7 +172,6 @@ if ( !$pid ) {
     '--num-callers=40', "--suppressions=$supp", "--log-file=$log",
     $^X, "-I$root/blib/arch", "-I$root/blib/lib", $file, $key ) or POSIX::_exit( 98 );
 }
-note_pid( $pid );
 my $rc = wait_bounded( $pid, 170 );
 note sprintf( 'valgrind run: %.1f s, exit %s', time - $t0, $rc // 'killed after 170 s' );
 ok( defined $rc && ( $rc == 0 || $rc == 42 ), 'valgrind ran the script to its end (exit 0, or 42 for errors judged below)' )
@@ -213,7 +212,6 @@ for my $t ( qw( t/01-sharelite.t t/03-methods.t t/04-errors.t t/07-fetch-cache.t
       '--num-callers=40', "--suppressions=$supp", "--log-file=$tlog.%p",
       $^X, "-I$root/blib/arch", "-I$root/blib/lib", $t ) or POSIX::_exit( 98 );
   }
-  note_pid( $tpid );
   my $trc = wait_bounded( $tpid, 600 );
   note sprintf( '%s under valgrind: %.1f s, exit %s', $t, time - $t1, $trc // 'killed after 600 s' );
   my $tap = do { local ( @ARGV, $/ ) = ( $tout ); <> } // '';

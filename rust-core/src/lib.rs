@@ -7,11 +7,18 @@
 //! `doc/FORMAT.md`.
 //!
 //! ```
+//! use std::io::{Error, ErrorKind};
 //! use sharelite::{OpenOptions, LockKind, Wait};
 //! # let mut key = 0x5e1f_0000 + (std::process::id() % 0x1_0000) as i32;
-//! # while OpenOptions::new().key(key).open().is_ok() { key += 1 } // a free key
-//! // The share at `key`, created if needed, removed when `share` is dropped.
-//! let mut share = OpenOptions::new().key(key).create(true).destroy(true).open()?;
+//!
+//! // A new share at `key` (or the first free key after it), removed when
+//! // `share` is dropped.
+//! let mut share = loop {
+//!     match OpenOptions::new().key(key).exclusive(true).destroy(true).open() {
+//!         Err(e) if Error::from(e.clone()).kind() == ErrorKind::AlreadyExists => key += 1,
+//!         other => break other?,
+//!     }
+//! };
 //! share.store(b"hello")?;
 //! assert_eq!(share.fetch()?, b"hello");
 //! share.lock(LockKind::Exclusive, Wait::Forever)?;

@@ -25,9 +25,15 @@ impl OpenOptions {
     /// ```
     /// use sharelite::OpenOptions;
     /// # let mut key = 0x5e1f_0000 + (std::process::id() % 0x1_0000) as i32;
-    /// # while OpenOptions::new().key(key).open().is_ok() { key += 1 } // a free key
-    /// // Create the share at `key` if needed, readable by this user only,
-    /// // and remove it when `share` is dropped.
+    /// # let share = loop {
+    /// #     match OpenOptions::new().key(key).exclusive(true).open() {
+    /// #         Err(e) if e.errno() == sharelite::Error::NotAShare.errno() => key += 1,
+    /// #         other => break other?,
+    /// #     }
+    /// # };
+    /// # drop(share); // `key` now holds a share of this example's own
+    /// // Open the share at `key`, creating it if needed, readable by this
+    /// // user only, and remove it when `share` is dropped.
     /// let share = OpenOptions::new().key(key).create(true).mode(0o600).destroy(true).open()?;
     /// // A private share, removed on drop.
     /// let scratch = OpenOptions::new().create(true).open()?;

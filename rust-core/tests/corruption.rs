@@ -24,7 +24,7 @@ const CALL_LIMIT: Duration = Duration::from_secs(2);
 // ----- helpers ----------------------------------------------------------------
 
 use common::{
-    chain_ids, made_here, read_word, rmid_made_here, sem_exists, sem_getval, sem_rmid, shm_create_private, shm_stat,
+    chain_ids, gone_here, made_here, read_word, rmid_made_here, sem_exists, sem_getval, sem_rmid, shm_create_private,
     write_word, Rng,
 };
 
@@ -440,7 +440,7 @@ fn dangling_link_of_killed_writer() {
     let all = chain_ids(head);
     g.share().remove().unwrap();
     for id in &all[1..] {
-        assert!(shm_stat(*id).is_none(), "segment {id} survived remove()");
+        assert!(gone_here(*id), "segment {id} survived remove()");
     }
 }
 

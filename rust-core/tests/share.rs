@@ -22,13 +22,10 @@ use sharelite::{Error, LockKind, OpenOptions, Share, Wait, DEFAULT_SIZE};
 /// only used to find leftovers when a test panics.
 const CHAIN_TAG: u32 = 0x534c_4348;
 
-/// `shm_perm.mode` flag of a segment marked for removal (linux/shm.h).
-const SHM_DEST: u32 = 0o1000;
-
 use common::{
-    chain_ids, free_key, made_here, proc_sem_perms, proc_shm_entry, read_data, read_header, rmid_made_here, sem_at_key,
-    sem_exists, sem_mode, sem_rmid, sem_val, shm_at_key, shm_create_private, shm_rmid, shm_stat, write_bytes,
-    write_word, Rng,
+    chain_ids, free_key, gone_here, made_here, proc_sem_perms, proc_shm_entry, read_data, read_header, rmid_made_here,
+    sem_at_key, sem_exists, sem_mode, sem_rmid, sem_val, shm_at_key, shm_create_private, shm_rmid, shm_stat,
+    write_bytes, write_word, Rng, SHM_DEST,
 };
 
 fn pattern(n: usize, seed: u64) -> Vec<u8> {
@@ -335,7 +332,7 @@ fn many_segments() {
     assert_eq!(b.fetch().unwrap(), b"x");
     drop(b);
     for id in &all[1..] {
-        assert!(shm_stat(*id).is_none(), "segment {id} survived shrinking to one segment");
+        assert!(gone_here(*id), "segment {id} survived shrinking to one segment");
     }
 }
 
@@ -354,7 +351,7 @@ fn shrinking_removes_segments() {
     a.store(&short).unwrap();
     assert_eq!(chain_ids(a.shmid()), ids[..3].to_vec());
     for id in &ids[3..] {
-        assert!(shm_stat(*id).is_none(), "shmid {id} still exists after shrinking");
+        assert!(gone_here(*id), "shmid {id} still exists after shrinking");
     }
     for id in &ids[..3] {
         assert!(shm_stat(*id).is_some(), "shmid {id} of the kept chain is gone");
@@ -380,7 +377,7 @@ fn shrinking_removes_segments() {
     assert_eq!(b.num_segments().unwrap(), 1);
     // Once b has seen the new shm_state it must have let go of the removed segments.
     for id in &ids6[1..] {
-        assert!(shm_stat(*id).is_none(), "shmid {id} still exists: a handle kept a removed segment attached");
+        assert!(gone_here(*id), "shmid {id} still exists: a handle kept a removed segment attached");
     }
     // Growing again through b after the shrink uses fresh, valid segments.
     let again = pattern(84 * 4 + 1, 10);
@@ -394,7 +391,7 @@ fn shrinking_removes_segments() {
     b.store(&pattern(100, 11)).unwrap();
     assert_eq!(a.fetch().unwrap(), pattern(100, 11));
     for id in &a_ids[2..] {
-        assert!(shm_stat(*id).is_none(), "shmid {id} survived a shrink through another handle");
+        assert!(gone_here(*id), "shmid {id} survived a shrink through another handle");
     }
     drop(b);
 }
@@ -762,14 +759,14 @@ fn remove_then_every_call_fails() {
 /// (and its key freed), and is gone once the handle is dropped.
 fn check_removed(a: Guard, ids: &[i32]) {
     for id in &ids[1..] {
-        assert!(shm_stat(*id).is_none(), "chained shmid {id} survived remove()");
+        assert!(gone_here(*id), "chained shmid {id} survived remove()");
     }
     if let Some(d) = shm_stat(ids[0]) {
-        assert!(d.shm_perm.mode as u32 & SHM_DEST != 0, "head {} not marked for removal", ids[0]);
+        assert!(common::perm_mode(d.shm_perm.mode as u32) & SHM_DEST != 0, "head {} not marked for removal", ids[0]);
         assert_eq!(d.shm_perm.__key, libc::IPC_PRIVATE, "head key not freed");
     }
     drop(a);
-    assert!(shm_stat(ids[0]).is_none(), "head {} survived remove() and drop", ids[0]);
+    assert!(gone_here(ids[0]), "head {} survived remove() and drop", ids[0]);
 }
 
 #[test]
@@ -857,7 +854,7 @@ fn reads_a_chain_written_by_another_implementation() {
     assert_eq!(b.fetch().unwrap(), &v2[..48]);
     drop(b);
     for id in &raw_ids {
-        assert!(shm_stat(*id).is_none(), "surplus segment {id} not removed");
+        assert!(gone_here(*id), "surplus segment {id} not removed");
     }
     drop(cleanup);
 }

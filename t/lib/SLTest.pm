@@ -19,6 +19,7 @@ use Digest::MD5 ();
 use Errno ();
 use File::Basename qw(dirname);
 use File::Spec;
+use File::Temp ();
 use IPC::SysV qw(IPC_RMID IPC_PRIVATE);
 use POSIX ();
 use Exporter ();
@@ -33,7 +34,6 @@ our @EXPORT = qw(
 
 my $ROOT     = abs_path( File::Spec->catdir( dirname( __FILE__ ), '..', '..' ) );
 my $MAIN_PID = $$;
-my %PIDS     = ( $$ => 1 );
 
 # Listing, headers and chains: IPC::ShareLite::Inspect (pure Perl: from
 # blib, or from lib/ when nothing is built yet).
@@ -190,9 +190,12 @@ sub spawn_impl {
     }
     exec( perl_cmd( $impl ), '-e', $prelude . $code, @args ) or POSIX::_exit( 98 );
   }
-  $PIDS{$pid} = 1;
   return $pid;
 }
+
+# Kept for callers, does nothing: a pid never tells what is ours (pids
+# are reused).
+sub note_pid { }
 
 # Wait for a child; returns its exit code (or 128+signal).
 sub wait_child {
@@ -206,7 +209,7 @@ sub wait_child {
 # Run $code in a child of implementation $impl; returns (exit code, stdout).
 sub run_impl {
   my ( $impl, $code, @args ) = @_;
-  my $out = File::Spec->catfile( File::Spec->tmpdir, "sltest.$$." . int( rand 1e9 ) );
+  my ( undef, $out ) = File::Temp::tempfile( 'sltest.XXXXXX', TMPDIR => 1 );
   my $pid = spawn_impl( $impl, { stdout => $out }, $code, @args );
   my $rc  = wait_child( $pid );
   my $text = '';
@@ -219,8 +222,6 @@ sub run_impl {
   return wantarray ? ( $rc, $text ) : $text;
 }
 
-# Record a pid (e.g. of a plain fork) whose segments count as ours.
-sub note_pid { $PIDS{ $_[0] } = 1 }
 
 # --- objects of ours, by id ---------------------------------------------------
 

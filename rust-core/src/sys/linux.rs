@@ -61,8 +61,7 @@ pub fn shm_stat(shmid: c_int) -> Result<ShmStat, Errno> {
     let mut ds: libc::shmid_ds = unsafe { std::mem::zeroed() };
     // SAFETY: ds is a valid, writable shmid_ds.
     check(unsafe { libc::shmctl(shmid, libc::IPC_STAT, &mut ds) })?;
-    // `mode` is 16 bits on some targets and 32 on others.
-    let mode = ds.shm_perm.mode as u32;
+    let mode = mode_bits(ds.shm_perm.mode as u32);
     Ok(ShmStat {
         key: perm_key(&ds.shm_perm),
         size: ds.shm_segsz as usize,
@@ -72,6 +71,27 @@ pub fn shm_stat(shmid: c_int) -> Result<ShmStat, Errno> {
         cpid: ds.shm_cpid,
         uid: ds.shm_perm.uid,
     })
+}
+
+/// `shm_perm.mode` as the kernel keeps it: 16 bits wide on some targets, 32
+/// on others, and never more than 0o7777 (permissions, `SHM_DEST`,
+/// `SHM_LOCKED`). qemu-user (7.2) fills a 16-bit field on every target but a
+/// few: on a 64-bit big-endian one (s390x) the bits land in the upper half of
+/// the 32-bit field. Bits only there are moved back, a no-op on a real kernel.
+fn mode_bits(raw: u32) -> u32 {
+    if raw & 0xffff == 0 {
+        raw >> 16
+    } else {
+        raw
+    }
+}
+
+#[cfg(test)]
+#[test]
+fn mode_bits_undoes_a_16_bit_write_into_the_upper_half() {
+    assert_eq!(mode_bits(0o1640), 0o1640);
+    assert_eq!(mode_bits(0o1640 << 16), 0o1640);
+    assert_eq!(mode_bits(0), 0);
 }
 
 #[cfg(not(target_env = "musl"))]

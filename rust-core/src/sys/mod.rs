@@ -501,7 +501,18 @@ mod tests {
     #[cfg(target_os = "linux")]
     #[test]
     fn setval_reads_back_and_stat_and_list_agree() {
+        // Removed on every path, a failed assertion included.
+        struct Cleanup(Vec<(bool, c_int)>);
+        impl Drop for Cleanup {
+            fn drop(&mut self) {
+                for &(is_sem, id) in &self.0 {
+                    let _ = if is_sem { sem_remove(id) } else { shm_remove(id) };
+                }
+            }
+        }
+        let mut cleanup = Cleanup(Vec::new());
         let semid = semget(IPC_PRIVATE, 3, 0o600 | IPC_CREAT).unwrap();
+        cleanup.0.push((true, semid));
         for v in [1, 0, 7, 1] {
             sem_setval(semid, 0, v).unwrap();
             assert_eq!(sem_getval(semid, 0).unwrap(), v, "SETVAL {v} read back by GETVAL");
@@ -518,6 +529,7 @@ mod tests {
         sem_remove(semid).unwrap();
 
         let shmid = shmget(IPC_PRIVATE, 8192, 0o640 | IPC_CREAT).unwrap();
+        cleanup.0.push((false, shmid));
         let att = Attachment::attach(shmid).unwrap();
         let st = shm_stat(shmid).unwrap();
         assert_eq!((st.key, st.size, st.mode, st.removed, st.nattch), (IPC_PRIVATE, 8192, 0o640, false, 1));
@@ -537,7 +549,8 @@ mod tests {
 /// The semaphore constants of the classic SysV headers, which the BSDs,
 /// macOS, Solaris and illumos share (`sys/sem.h`: `SEM_UNDO` 010000,
 /// `GETVAL` 5, `SETVAL` 8); Linux has its own.
-#[cfg_attr(target_os = "linux", allow(dead_code))]
+// Used on Linux by the test only, on macOS by compile-time assertions only.
+#[allow(dead_code)]
 mod classic {
     use libc::c_int;
     pub const SEM_UNDO: c_int = 0o10000;

@@ -121,6 +121,17 @@ pub fn sem_val(semid: i32, n: i32) -> i32 {
     v
 }
 
+/// An `ipc_perm.mode` read with IPC_STAT: qemu-user (7.2) writes it 16 bits
+/// wide, so on s390x it lands in the upper half of the 32-bit field (a real
+/// kernel never sets bits there; the core's sys layer does the same).
+pub fn perm_mode(raw: u32) -> u32 {
+    if raw & 0xffff == 0 {
+        raw >> 16
+    } else {
+        raw
+    }
+}
+
 /// The permission bits of semaphore set `semid` (IPC_STAT).
 pub fn sem_mode(semid: i32) -> u32 {
     // SAFETY: semid_ds is plain old data: all zeroes is a valid value.
@@ -128,7 +139,7 @@ pub fn sem_mode(semid: i32) -> u32 {
     // SAFETY: the fourth argument is union semun's `buf`, a valid, writable semid_ds.
     let rc = unsafe { libc::semctl(semid, 0, libc::IPC_STAT, &mut ds as *mut libc::semid_ds) };
     assert_eq!(rc, 0, "semctl IPC_STAT: {}", std::io::Error::last_os_error());
-    ds.sem_perm.mode as u32 & 0o777
+    perm_mode(ds.sem_perm.mode as u32) & 0o777
 }
 
 /// Segment `id` attached read-write for as long as this lives.
@@ -239,28 +250,36 @@ pub fn chain_ids(head: i32) -> Vec<i32> {
 
 // ----- /proc/sysvipc ------------------------------------------------------------------------
 
-/// A row of /proc/sysvipc/shm (columns: key shmid perms size cpid ...).
+/// A row of /proc/sysvipc/shm (columns found by the names in its header).
 #[derive(Debug, Clone)]
 pub struct ProcShm {
     pub key: i64,
     pub id: i32,
+    /// Octal in the file; includes SHM_DEST for a segment marked for removal.
     pub perms: u32,
     pub size: usize,
     pub cpid: u32,
+    /// Creation (or last IPC_SET) time, seconds since the epoch.
+    pub ctime: u64,
 }
 
 pub fn proc_shm() -> Vec<ProcShm> {
     let text = std::fs::read_to_string("/proc/sysvipc/shm").expect("read /proc/sysvipc/shm");
-    text.lines()
-        .skip(1)
+    let mut lines = text.lines();
+    let cols: Vec<&str> = lines.next().unwrap_or("").split_whitespace().collect();
+    let col = |name: &str| cols.iter().position(|c| *c == name).unwrap_or_else(|| panic!("no {name} column"));
+    let (key, id, perms, size, cpid, ctime) =
+        (col("key"), col("shmid"), col("perms"), col("size"), col("cpid"), col("ctime"));
+    lines
         .filter_map(|l| {
             let f: Vec<&str> = l.split_whitespace().collect();
             Some(ProcShm {
-                key: f.first()?.parse().ok()?,
-                id: f.get(1)?.parse().ok()?,
-                perms: u32::from_str_radix(f.get(2)?, 8).ok()?,
-                size: f.get(3)?.parse().ok()?,
-                cpid: f.get(4)?.parse().ok()?,
+                key: f.get(key)?.parse().ok()?,
+                id: f.get(id)?.parse().ok()?,
+                perms: u32::from_str_radix(f.get(perms)?, 8).ok()?,
+                size: f.get(size)?.parse().ok()?,
+                cpid: f.get(cpid)?.parse().ok()?,
+                ctime: f.get(ctime)?.parse().ok()?,
             })
         })
         .collect()
@@ -282,17 +301,74 @@ pub fn proc_sem_perms(semid: i32) -> u32 {
     panic!("semid {semid} not in /proc/sysvipc/sem")
 }
 
-/// IPC_PRIVATE segments of `size` bytes made by this very process. It is
-/// alive, so no other process has its pid: these are the segments the code
-/// under test made in it (to see whether a call created or removed any).
-pub fn made_here(size: usize) -> BTreeSet<i32> {
-    let pid = std::process::id();
-    proc_shm().into_iter().filter(|e| e.key == 0 && e.size == size && e.cpid == pid).map(|e| e.id).collect()
+/// `shm_perm.mode` flag of a segment marked for removal (linux/shm.h).
+pub const SHM_DEST: u32 = 0o1000;
+
+/// Does this process have segment `id` mapped? (In /proc/self/maps a SysV
+/// segment shows as /SYSV<key> with its shmid as the inode.)
+pub fn mapped_here(id: i32) -> bool {
+    std::fs::read_to_string("/proc/self/maps").is_ok_and(|maps| {
+        maps.lines().any(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            f.len() >= 6 && f[5].starts_with("/SYSV") && f[4].parse::<i32>().ok() == Some(id)
+        })
+    })
 }
 
-/// Is segment `id` one this very process made (see [`made_here`])?
+/// Is segment `id` gone as far as this process goes: there is none, or it is
+/// marked for removal and this process does not have it mapped. (Another
+/// process may hold a removed segment a moment longer: a concurrent orphan
+/// sweep attaches every private segment of its size to read the header.)
+pub fn gone_here(id: i32) -> bool {
+    match shm_stat(id) {
+        None => true,
+        Some(d) => perm_mode(d.shm_perm.mode as u32) & SHM_DEST != 0 && !mapped_here(id),
+    }
+}
+
+/// When this process started, in seconds since the epoch (rounded down):
+/// /proc/self/stat's start time (clock ticks after boot) plus /proc/stat's
+/// boot time.
+fn started() -> u64 {
+    static STARTED: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    *STARTED.get_or_init(|| {
+        let stat = std::fs::read_to_string("/proc/self/stat").expect("read /proc/self/stat");
+        // The fields after the command name (which may hold spaces) in parentheses.
+        let rest = &stat[stat.rfind(')').expect("/proc/self/stat") + 2..];
+        let ticks: u64 = rest.split_whitespace().nth(19).and_then(|s| s.parse().ok()).expect("start time");
+        let boot: u64 = std::fs::read_to_string("/proc/stat")
+            .expect("read /proc/stat")
+            .lines()
+            .find_map(|l| l.strip_prefix("btime ")?.trim().parse().ok())
+            .expect("btime");
+        // SAFETY: sysconf only reads a system constant.
+        let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
+        boot + ticks / hz
+    })
+}
+
+/// Was a segment with creator `cpid` and creation time `ctime` made by this
+/// very process? Its pid, and made since it started: a segment that an
+/// earlier process of the same pid made outlives that process.
+fn mine(cpid: u32, ctime: u64) -> bool {
+    cpid == std::process::id() && ctime >= started()
+}
+
+/// IPC_PRIVATE segments of `size` bytes made by this very process (see
+/// `mine`) and not gone (see [`gone_here`]): the segments the code under
+/// test made in it (to see whether a call created or removed any).
+pub fn made_here(size: usize) -> BTreeSet<i32> {
+    proc_shm()
+        .into_iter()
+        .filter(|e| e.key == 0 && e.size == size && mine(e.cpid, e.ctime))
+        .filter(|e| e.perms & SHM_DEST == 0 || mapped_here(e.id))
+        .map(|e| e.id)
+        .collect()
+}
+
+/// Is segment `id` one this very process made (see `mine`)?
 pub fn made_by_me(id: i32) -> bool {
-    shm_stat(id).is_some_and(|d| d.shm_cpid as u32 == std::process::id())
+    shm_stat(id).is_some_and(|d| mine(d.shm_cpid as u32, d.shm_ctime as u64))
 }
 
 /// `IPC_RMID` of segment `id` if this very process made it (an id a test
