@@ -8,6 +8,7 @@
 
 use strict;
 use warnings;
+use Config;
 use Cwd qw(abs_path);
 use File::Basename qw(dirname);
 use File::Path qw(make_path);
@@ -15,6 +16,7 @@ use File::Spec;
 use Getopt::Long qw(GetOptionsFromArray);
 use IPC::SysV qw(IPC_RMID);
 use List::Util qw(max min);
+use POSIX ();
 use Time::HiRes qw(time);
 
 my $ROOT    = abs_path( File::Spec->catdir( dirname( abs_path( __FILE__ ) ), '..' ) );
@@ -44,6 +46,17 @@ my %TIMING = (
 my $KEY_BASE  = 0x60000000;
 my $KEY_SPAN  = 256;
 my $PID_MASK  = 0x1FFFFF;
+
+# The floor (bench/floor.c, built here with cc): 0.17's protocol in C, and
+# the same cases through our Rust core's C ABI. A row whose ours/floor is
+# below this gets a breakdown of where its time goes.
+my $FLOOR_SOURCE = "$ROOT/bench/floor.c";
+my $FLOOR_GOAL   = 0.85;
+
+# XS method calls one operation of a case makes (lock + unlock for lock-*).
+my %XS_CALLS = ( pair => 2, 'lock-ex' => 2, 'lock-sh' => 2 );
+# Processes running the case at once (each pays its own XS calls).
+my %PARALLEL = ( 'two-readers' => 2 );
 
 exit( @ARGV && $ARGV[0] eq '--child' ? child_main( @ARGV[ 1 .. $#ARGV ] ) : run_parent( @ARGV ) );
 
@@ -100,25 +113,29 @@ sub median {
 
 sub usage {
   return <<"END";
-usage: perl bench/bench.pl [--rounds N] [--quick] [--only REGEX] [--ours-lib DIR]
+usage: perl bench/bench.pl [--rounds N] [--quick] [--only REGEX] [--ours-lib DIR] [--no-floor] [--no-profile]
   --rounds N      rounds per case, each running both implementations (default 3)
   --quick         fewer sizes and shorter runs (smoke test)
   --only REGEX    only cases whose label matches, e.g. 'store|fetch-16B', '^lock'
   --ours-lib DIR  load 'ours' from DIR instead of blib (e.g. the 0.17 lib, to
                   develop the benchmark; its implementation check is then off)
+  --no-floor      do not build and run the C floor (bench/floor.c)
+  --no-profile    no perf profile of the rows below the floor goal
 Writes bench/out/results.csv, and bench/out/chart.png when gnuplot is on PATH.
 END
 }
 
 sub parse_parent_options {
   my @args = @_;
-  my %opt  = ( rounds => 3, quick => 0, only => undef, ours_lib => undef );
+  my %opt  = ( rounds => 3, quick => 0, only => undef, ours_lib => undef, floor => 1, profile => 1 );
   GetOptionsFromArray(
     \@args,
     'rounds=i'   => \$opt{rounds},
     'quick'      => \$opt{quick},
     'only=s'     => \$opt{only},
     'ours-lib=s' => \$opt{ours_lib},
+    'floor!'     => \$opt{floor},
+    'profile!'   => \$opt{profile},
     'help|h'     => sub { print usage(); exit 0 },
   ) or die usage();
   die "unexpected arguments: @args\n" . usage() if @args;
@@ -163,7 +180,60 @@ sub implementations {
       version_check => 'ne',
     };
   }
+  %impl = ( %impl, build_floor( $opt ) ) if $opt->{floor};
   return \%impl;
+}
+
+# The static library with our Rust core's C ABI that blib's module was
+# linked with, and the system libraries it needs: from the Makefile that
+# built it (MYEXTLIB, LDLOADLIBS).
+sub core_link {
+  my %var;
+  if ( open my $fh, '<', "$ROOT/Makefile" ) {
+    while ( <$fh> ) {
+      $var{$1} = $2 if /^(MYEXTLIB|LDLOADLIBS)\s*=\s*(.*?)\s*$/;
+    }
+  }
+  my $lib = $var{MYEXTLIB} // '';
+  $lib = "$ROOT/$lib" if length $lib && $lib !~ m{^/};
+  return unless length $lib && -f $lib;
+  return ( $lib, $var{LDLOADLIBS} // '' );
+}
+
+# Compiles bench/floor.c into bench/out: 'floor' (0.17's protocol in C) and,
+# when ours is blib, 'core' (our Rust core through its C ABI). Returns the
+# implementations built; warns and returns fewer when something is missing.
+sub build_floor {
+  my $opt = shift;
+  my $cc  = $ENV{CC} // 'cc';
+  unless ( find_in_path( $cc ) || -x $cc ) {
+    warn "note: no C compiler '$cc': no floor columns\n";
+    return ();
+  }
+  make_path( $OUT_DIR );
+  my %built;
+  my $compile = sub {
+    my ( $name, @args ) = @_;
+    my $bin = "$OUT_DIR/floor-$name";
+    my $log = "$bin.log";
+    my $status = system( "'$cc' -O2 -o '$bin' '$FLOOR_SOURCE' @args >'$log' 2>&1" );
+    if ( $status ) {
+      warn "note: compiling bench/floor.c ($name) failed, see $log\n";
+      return;
+    }
+    unlink $log;
+    $built{$name} = { cmd => [$bin] };
+  };
+  $compile->( 'c' ) or return ();
+  $built{floor} = delete $built{c};
+  my ( $lib, $libs ) = defined $opt->{ours_lib} ? () : core_link();
+  if ( defined $lib ) {
+    $compile->( 'core', '-DSL_CORE', "-I'$ROOT/xs'", "'$lib'", $libs );
+  }
+  elsif ( !defined $opt->{ours_lib} ) {
+    warn "note: no static library of the Rust core in the Makefile: no 'core' runs\n";
+  }
+  return %built;
 }
 
 sub bench_cases {
@@ -174,33 +244,45 @@ sub bench_cases {
     push @cases, { kind => $kind, size => $_ } for @sizes;
   }
   push @cases, { kind => $_ } for qw(lock-ex lock-sh version);
-  push @cases, { kind => 'fetch-unchanged', size => 512 * 1024 };
+  push @cases, { kind => 'fetch-unchanged', size => $_ * 1024 } for $opt->{quick} ? ( 64, 4096 ) : ( 16, 64, 512, 4096 );
+  push @cases, { kind => 'two-readers', size => 64 * 1024 };
   $_->{label} = case_label( $_->{kind}, $_->{size} ) for @cases;
-  @cases = grep { $_->{label} =~ /$opt->{only}/ } @cases if defined $opt->{only};
-  die "--only '$opt->{only}' matches no case\n" unless @cases;
+  if ( defined $opt->{only} ) {
+    # The floor needs the cost of one XS call: ours' version().
+    @cases = grep { $_->{label} =~ /$opt->{only}/ || ( $opt->{floor} && $_->{kind} eq 'version' ) } @cases;
+    die "--only '$opt->{only}' matches no case\n" unless grep { $_->{label} =~ /$opt->{only}/ } @cases;
+  }
   return @cases;
 }
 
-# Start one child; returns (ops/s or undef, error text).
-sub run_child {
+# Start one child; returns (ops/s or undef, error text, the RESULT line's
+# other fields).
+sub child_command {
   my ( $impl_name, $impl, $case, $seconds ) = @_;
-  my @cmd = (
+  return ( @{ $impl->{cmd} }, $case->{kind}, $case->{size} // 0, $seconds, $case->{calibrate} ) if $impl->{cmd};
+  return (
     $^X, ( map { "-I$_" } @{ $impl->{inc} } ), $SCRIPT, '--child',
     '--impl', $impl_name, '--from', $impl->{from}, '--version-check', $impl->{version_check},
     '--kind', $case->{kind}, '--seconds', $seconds, '--calibrate', $case->{calibrate},
     ( defined $case->{size} ? ( '--size', $case->{size} ) : () ),
   );
+}
+
+sub run_child {
+  my ( $impl_name, $impl, $case, $seconds ) = @_;
+  my @cmd = child_command( $impl_name, $impl, $case, $seconds );
   my $pid = open( my $from_child, '-|', @cmd );
-  return ( undef, "cannot start perl: $!" ) unless $pid;
+  return ( undef, "cannot start $cmd[0]: $!" ) unless $pid;
   my $output = do { local $/; <$from_child> } // '';
   close $from_child;
   my $status  = $?;
   my $removed = purge_child_objects( $pid );
   warn "  note: removed $removed SysV object(s) the child $pid left behind\n" if $removed;
   return ( undef, 'child ' . describe_status( $status ) ) if $status;
-  my ( $ops ) = $output =~ /^RESULT ops_per_sec=(\S+)/m;
-  return ( undef, "no RESULT line in child output: $output" ) unless defined $ops;
-  return ( $ops + 0, '' );
+  my ( $result ) = $output =~ /^RESULT (.*)$/m;
+  my %fields = map { split /=/, $_, 2 } split ' ', $result // '';
+  return ( undef, "no RESULT line in child output: $output" ) unless defined $fields{ops_per_sec};
+  return ( $fields{ops_per_sec} + 0, '', \%fields );
 }
 
 sub describe_status {
@@ -212,44 +294,51 @@ sub describe_status {
 sub run_all_rounds {
   my ( $opt, $impls, $cases ) = @_;
   my $timing = $TIMING{ $opt->{quick} ? 'quick' : 'full' };
-  my %ops;    # $ops{label}{impl} = [ ops/s per round ]
+  my %ops;      # $ops{label}{impl} = [ ops/s per round ]
+  my %rounds;   # $rounds{label}{impl}{round} = ops/s
+  my %parts;    # $parts{label}{field} = [ per round ], the floor's semop_ns and copy_ns
   my $errors = 0;
   my $interrupted;
   local $SIG{INT} = local $SIG{TERM} = sub { $interrupted = 1 };
   for my $round ( 1 .. $opt->{rounds} ) {
     # Alternate which implementation goes first, to cancel any order effect.
-    my @order = $round % 2 ? qw(ours orig) : qw(orig ours);
+    my @order = grep { $impls->{$_} } $round % 2 ? qw(ours orig floor core) : qw(orig ours core floor);
     for my $case ( @$cases ) {
       $case->{calibrate} = $timing->{calibrate};
       for my $impl_name ( @order ) {
-        my ( $result, $error ) = run_child( $impl_name, $impls->{$impl_name}, $case, $timing->{target} );
+        my ( $result, $error, $fields ) = run_child( $impl_name, $impls->{$impl_name}, $case, $timing->{target} );
         die "interrupted\n" if $interrupted;
         if ( defined $result ) {
           push @{ $ops{ $case->{label} }{$impl_name} }, $result;
-          printf STDERR "round %d/%d  %-22s %-4s %14.0f ops/s\n", $round, $opt->{rounds},
+          $rounds{ $case->{label} }{$impl_name}{$round} = $result;
+          if ( $impl_name eq 'floor' ) {
+            push @{ $parts{ $case->{label} }{$_} }, $fields->{$_} for grep { defined $fields->{$_} } qw(semop_ns copy_ns);
+          }
+          printf STDERR "round %d/%d  %-22s %-5s %14.0f ops/s\n", $round, $opt->{rounds},
            $case->{label}, $impl_name, $result;
         }
         else {
           $errors++;
-          printf STDERR "round %d/%d  %-22s %-4s FAILED: %s\n", $round, $opt->{rounds},
+          printf STDERR "round %d/%d  %-22s %-5s FAILED: %s\n", $round, $opt->{rounds},
            $case->{label}, $impl_name, $error;
         }
       }
     }
   }
-  return ( \%ops, $errors );
+  return ( \%ops, \%parts, \%rounds, $errors );
 }
 
 sub summarize {
-  my ( $cases, $ops ) = @_;
+  my ( $cases, $ops, $parts, $rounds ) = @_;
   my @rows;
   for my $case ( @$cases ) {
-    my %row = %$case;
-    for my $impl_name ( qw(ours orig) ) {
+    my %row = ( %$case, by_round => $rounds->{ $case->{label} } || {} );
+    for my $impl_name ( qw(ours orig floor core) ) {
       my $runs = $ops->{ $case->{label} }{$impl_name} || [];
       $row{"${impl_name}_runs"}   = $runs;
       $row{"${impl_name}_median"} = median( @$runs );
     }
+    $row{"${_}_median"} = median( @{ $parts->{ $case->{label} }{$_} || [] } ) for qw(semop_ns copy_ns);
     # Ratio: the median of each round's ours/orig, the two runs of a round
     # being next to each other in time (drift in the machine's speed cancels);
     # the ratio of the medians when a run failed and rounds do not pair up.
@@ -263,7 +352,26 @@ sub summarize {
     }
     push @rows, \%row;
   }
+  add_floor( \@rows );
   return @rows;
+}
+
+# The floor of a row in ops/s: the C program's time per operation plus the
+# cost of the XS method calls the operation makes from Perl, one call being
+# measured as ours' version() (an XS method reading one header word, no
+# system call) in the same run. ours/floor is the ratio of the medians.
+sub add_floor {
+  my $rows = shift;
+  my ( $version ) = grep { $_->{kind} eq 'version' } @$rows;
+  my $xs_ops = $version && $version->{ours_median};
+  return unless $xs_ops;
+  for my $row ( @$rows ) {
+    next unless $row->{floor_median} && $row->{ours_median};
+    $row->{xs_calls}     = $XS_CALLS{ $row->{kind} } // 1;
+    $row->{xs_seconds}   = $row->{xs_calls} / $xs_ops / ( $PARALLEL{ $row->{kind} } // 1 );
+    $row->{floor_total}  = 1 / ( 1 / $row->{floor_median} + $row->{xs_seconds} );
+    $row->{floor_ratio}  = $row->{ours_median} / $row->{floor_total};
+  }
 }
 
 sub format_or_dash {
@@ -273,31 +381,175 @@ sub format_or_dash {
 
 sub print_table {
   my ( $rows, $rounds ) = @_;
-  printf "\nmedian of %d round(s), ops/s; ratio: median of the rounds' ours/orig\n", $rounds;
-  my $line = "%-16s %6s %14s %14s %8s\n";
-  printf $line, qw(case size ours orig ours/orig);
+  printf "\nmedian of %d round(s), ops/s; ours/orig: median of the rounds' ratios;\n", $rounds;
+  print "floor: 0.17's protocol in C plus the XS call(s) of one operation; ours/floor: of the medians\n";
+  my $line = "%-16s %6s %14s %14s %9s %14s %10s\n";
+  printf $line, qw(case size ours orig ours/orig floor ours/floor);
   for my $row ( @$rows ) {
     printf $line, $row->{kind}, ( defined $row->{size} ? size_label( $row->{size} ) : '-' ),
      format_or_dash( '%.0f', $row->{ours_median} ), format_or_dash( '%.0f', $row->{orig_median} ),
-     format_or_dash( '%.2f', $row->{ratio} );
+     format_or_dash( '%.2f', $row->{ratio} ), format_or_dash( '%.0f', $row->{floor_total} ),
+     format_or_dash( '%.2f', $row->{floor_ratio} );
   }
+  my ( $version ) = grep { $_->{kind} eq 'version' && $_->{ours_median} } @$rows;
+  my @unchanged = grep { $_->{kind} eq 'fetch-unchanged' && $_->{ours_median} } @$rows;
+  if ( $version && @unchanged ) {
+    print "\nours, unchanged fetch / version(): ",
+     join( ', ', map { sprintf '%s %.2f', size_label( $_->{size} ), $_->{ours_median} / $version->{ours_median} } @unchanged ),
+     "\n";
+  }
+  my ( $two ) = grep { $_->{kind} eq 'two-readers' } @$rows;
+  my ( $one ) = grep { $_->{kind} eq 'fetch-unchanged' && $two && $_->{size} == $two->{size} } @$rows;
+  if ( $two && $one ) {
+    printf "two readers at once / one reader, unchanged %s: %s\n", size_label( $two->{size} ), join ', ', map {
+      my $name = $_;
+      $one->{"${name}_median"} && $two->{"${name}_median"}
+       ? sprintf( '%s %.2f', { floor => 'C protocol', core => 'Rust core' }->{$name} // $name,
+        $two->{"${name}_median"} / $one->{"${name}_median"} )
+       : ()
+    } qw(ours orig floor core);
+  }
+}
+
+# For every row below $FLOOR_GOAL of its floor: where the time of one
+# operation goes, from the parts measured in this run.
+sub print_breakdown {
+  my ( $rows, $opt, $impls ) = @_;
+  my @low = grep { defined $_->{floor_ratio} && $_->{floor_ratio} < $FLOOR_GOAL } @$rows;
+  return unless @low;
+  my $us = sub { $_[0] ? 1e6 / $_[0] : undef };
+  printf "\nwhere the time goes, in us per operation, for rows below %.2f of the floor\n", $FLOOR_GOAL;
+  print "(medians; a difference between two implementations is the median of the rounds' differences):\n";
+  for my $row ( @low ) {
+    my $label = sprintf '%s %s', $row->{kind}, defined $row->{size} ? size_label( $row->{size} ) : '';
+    my $ours  = $us->( $row->{ours_median} );
+    my $c     = $us->( $row->{floor_median} );
+    my $xs    = $row->{xs_seconds} * 1e6;
+    my $calls = $row->{xs_calls} == 1 ? '1 XS call' : "$row->{xs_calls} XS calls";
+    my $c_parts = '';
+    if ( defined $row->{semop_ns_median} && defined $row->{copy_ns_median} ) {
+      my ( $semop, $copy ) = map { $_ / 1000 } @$row{qw(semop_ns_median copy_ns_median)};
+      # Each part timed alone, in a loop of its own (so they need not add up).
+      $c_parts = sprintf ' (alone: semop %.3f, copy %.3f)', $semop, $copy;
+    }
+    printf "  %-20s floor %.3f = protocol in C %.3f%s + %s %.3f\n", $label, $c + $xs, $c, $c_parts, $calls, $xs;
+    if ( my $core = $us->( $row->{core_median} ) ) {
+      # Differences between implementations: the median over rounds of each
+      # round's difference (runs of a round are close in time).
+      my $core_c    = paired_difference( $row, 'core', 'floor' );
+      my $ours_core = paired_difference( $row, 'ours', 'core' );
+      printf "  %-20s ours  %.3f: Rust core %.3f (%+.3f vs C), Perl and XS %.3f (%+.3f vs %s)\n", '',
+       $ours, $core, $core_c, $ours_core, $ours_core - $xs, $calls;
+    }
+    else {
+      printf "  %-20s ours  %.3f (%+.3f vs the floor)\n", '', $ours, $ours - $c - $xs;
+    }
+    print_profile( $row, $opt, $impls->{ours}, $ours ) if $opt->{profile} && perf_available();
+  }
+}
+
+# perf with the cpu-clock software event (needs no hardware counters).
+my $perf_ok;
+sub perf_available {
+  $perf_ok //= find_in_path( 'perf' )
+   && system( "perf record -q -e cpu-clock -o '$OUT_DIR/perf-check.data' true >/dev/null 2>&1" ) == 0;
+  unlink "$OUT_DIR/perf-check.data";
+  return $perf_ok;
+}
+
+# One more run of ours for the row, sampled by perf (attached once the child
+# runs, so perl's start-up is mostly left out); prints where the samples fell,
+# by shared object and the top symbols, in % and in us per operation.
+sub print_profile {
+  my ( $row, $opt, $impl, $us_per_op ) = @_;
+  my $timing = $TIMING{ $opt->{quick} ? 'quick' : 'full' };
+  my $data   = "$OUT_DIR/perf-$row->{label}.data";
+  # A longer run than the timed ones: perf takes a while to attach.
+  my @cmd    = child_command( 'ours', $impl, { %$row, calibrate => $timing->{calibrate} }, 1.5 );
+  my $pid    = open( my $from_child, '-|', @cmd ) or return;
+  my $perf   = fork();
+  if ( defined $perf && !$perf ) {
+    open STDOUT, '>', '/dev/null';
+    open STDERR, '>', '/dev/null';
+    { no warnings 'exec'; exec 'perf', 'record', '-q', '-e', 'cpu-clock', '-p', $pid, '-o', $data }
+    POSIX::_exit( 127 );
+  }
+  my $output = do { local $/; <$from_child> } // '';
+  close $from_child;
+  my $status = $?;
+  waitpid( $perf, 0 ) if $perf;
+  purge_child_objects( $pid );
+  return if $status || !-s $data;
+  my $report = sub {
+    my $sort = shift;
+    my @lines = `perf report -i '$data' --stdio -q --sort $sort 2>/dev/null`;
+    return map { /^\s*([\d.]+)%\s+(?:\[.\]\s+)?(.+?)\s*$/ ? [ $1, $2 ] : () } @lines;
+  };
+  my $fmt = sub { sprintf '%s %.0f%% %.3f', $_[0][1], $_[0][0], $_[0][0] / 100 * $us_per_op };
+  my @dso = grep { $_->[0] >= 1 } $report->( 'dso' );
+  my @sym = ( $report->( 'sym' ) )[ 0 .. 5 ];
+  printf "  %-20s perf (ours once more; %% of cpu-clock samples, us/op):\n", '';
+  printf "  %-20s   %s\n", '', join ', ', map { $fmt->( $_ ) } @dso;
+  printf "  %-20s   top: %s\n", '', join ', ', map { $fmt->( $_ ) } grep { defined } @sym;
+  unlink $data;
+}
+
+# The median over rounds of (us per op of $a) - (us per op of $b), over the
+# rounds in which both ran.
+sub paired_difference {
+  my ( $row, $a, $b ) = @_;
+  my ( $ra, $rb ) = map { $row->{by_round}{$_} || {} } $a, $b;
+  return median( map { 1e6 / $ra->{$_} - 1e6 / $rb->{$_} } grep { $rb->{$_} } keys %$ra );
 }
 
 sub write_csv {
   my ( $rows, $file ) = @_;
+  my $num = sub { format_or_dash( $_[0], $_[1] ) =~ s/^-$//r };
   open my $fh, '>', $file or die "cannot write $file: $!\n";
-  print $fh "case,size_bytes,label,ours_ops_per_sec,orig_ops_per_sec,ratio_ours_orig,ours_rounds,orig_rounds\n";
+  print $fh join( ',', qw(case size_bytes label ours_ops_per_sec orig_ops_per_sec ratio_ours_orig ours_rounds
+   orig_rounds floor_ops_per_sec ratio_ours_floor c_ops_per_sec core_ops_per_sec c_semop_ns c_copy_ns) ), "\n";
   for my $row ( @$rows ) {
     print $fh join( ',',
       $row->{kind}, $row->{size} // '', $row->{label},
-      format_or_dash( '%.1f', $row->{ours_median} ) =~ s/^-$//r,
-      format_or_dash( '%.1f', $row->{orig_median} ) =~ s/^-$//r,
-      format_or_dash( '%.4f', $row->{ratio} ) =~ s/^-$//r,
+      $num->( '%.1f', $row->{ours_median} ),
+      $num->( '%.1f', $row->{orig_median} ),
+      $num->( '%.4f', $row->{ratio} ),
       join( ';', map { sprintf '%.1f', $_ } @{ $row->{ours_runs} } ),
       join( ';', map { sprintf '%.1f', $_ } @{ $row->{orig_runs} } ),
+      $num->( '%.1f', $row->{floor_total} ),
+      $num->( '%.4f', $row->{floor_ratio} ),
+      $num->( '%.1f', $row->{floor_median} ),
+      $num->( '%.1f', $row->{core_median} ),
+      $num->( '%.1f', $row->{semop_ns_median} ),
+      $num->( '%.1f', $row->{copy_ns_median} ),
     ), "\n";
   }
   close $fh or die "cannot write $file: $!\n";
+}
+
+# What the numbers were measured on: (label, value) pairs.
+sub machine_info {
+  my ( %cpu, $cpus );
+  if ( open my $fh, '<', '/proc/cpuinfo' ) {
+    while ( <$fh> ) {
+      $cpus++ if /^processor\s*:/;
+      $cpu{$1} //= $2 if /^(model name|vendor_id|cpu family|model|stepping|cpu MHz)\s*:\s*(.*?)\s*$/;
+    }
+  }
+  my $first_line = sub { my $out = `$_[0] 2>/dev/null`; $? == 0 && $out =~ /^(.+)/ ? $1 : 'unknown' };
+  my $model = $cpu{'model name'} // ( POSIX::uname() )[4];
+  $model .= sprintf ' (%s family %s model %s stepping %s)', @cpu{ 'vendor_id', 'cpu family', 'model', 'stepping' }
+   if defined $cpu{vendor_id};
+  $model .= ", $cpus logical CPUs" if $cpus;
+  my @uname = POSIX::uname();
+  return (
+    [ cpu    => $model ],
+    [ kernel => "$uname[0] $uname[2] $uname[3] $uname[4]" ],
+    [ perl   => sprintf( '%vd %s', $^V, $Config{archname} ) ],
+    [ rustc  => $first_line->( 'rustc --version' ) ],
+    [ cc     => $first_line->( ( $ENV{CC} // 'cc' ) . ' --version' ) ],
+    [ libc   => $first_line->( 'getconf GNU_LIBC_VERSION' ) ],
+  );
 }
 
 sub find_in_path {
@@ -375,16 +627,24 @@ sub parent_main {
   delete @ENV{qw(PERL5LIB PERLLIB PERL5OPT)};
   my $impls = implementations( $opt );
   my @cases = bench_cases( $opt );
-  printf STDERR "ours: %s\norig: %s\n%d case(s) x 2 implementations x %d round(s)\n",
-   $impls->{ours}{from}, $impls->{orig}{from}, scalar @cases, $opt->{rounds};
+  my @impl_names = grep { $impls->{$_} } qw(ours orig floor core);
+  printf STDERR "ours: %s\norig: %s\n%d case(s) x %d implementations (%s) x %d round(s)\n",
+   $impls->{ours}{from}, $impls->{orig}{from}, scalar @cases, scalar @impl_names, "@impl_names", $opt->{rounds};
+  my @machine = machine_info();
 
-  my ( $ops, $errors ) = run_all_rounds( $opt, $impls, \@cases );
-  my @rows = summarize( \@cases, $ops );
+  my ( $ops, $parts, $rounds, $errors ) = run_all_rounds( $opt, $impls, \@cases );
+  my @rows = summarize( \@cases, $ops, $parts, $rounds );
+  print "\n";
+  printf "%-7s %s\n", "$_->[0]:", $_->[1] for @machine;
   print_table( \@rows, $opt->{rounds} );
+  print_breakdown( \@rows, $opt, $impls );
 
   make_path( $OUT_DIR );
   write_csv( \@rows, "$OUT_DIR/results.csv" );
-  print "\nwrote $OUT_DIR/results.csv\n";
+  open my $fh, '>', "$OUT_DIR/machine.txt" or die "cannot write $OUT_DIR/machine.txt: $!\n";
+  printf $fh "%s: %s\n", @$_ for @machine;
+  close $fh or die "cannot write $OUT_DIR/machine.txt: $!\n";
+  print "\nwrote $OUT_DIR/results.csv and $OUT_DIR/machine.txt\n";
   if ( find_in_path( 'gnuplot' ) ) {
     if ( write_chart( \@rows, "$OUT_DIR/chart.png" ) ) {
       print "wrote $OUT_DIR/chart.png\n" if -f "$OUT_DIR/chart.png";
@@ -457,7 +717,7 @@ sub timer_overhead {
 # fresh value before every fetch, so it stores through the writer untimed and
 # times each fetch through the reader alone (minus the timer's own cost).
 sub make_timed_loop {
-  my ( $kind, $writer, $reader, $size ) = @_;
+  my ( $kind, $writer, $reader, $size, $key ) = @_;
   my @values = defined $size ? test_values( $size ) : ();
   my $bulk = sub {
     my $body = shift;
@@ -475,6 +735,10 @@ sub make_timed_loop {
   if ( $kind eq 'fetch-unchanged' ) {
     $writer->store( $values[0] );
     return $bulk->( sub { for ( 1 .. $_[0] ) { my $got = $reader->fetch } } );
+  }
+  if ( $kind eq 'two-readers' ) {
+    $writer->store( $values[0] );
+    return sub { two_readers( $reader, $key, $_[0] ) };
   }
   if ( $kind eq 'fetch' ) {
     my $overhead = timer_overhead();
@@ -498,6 +762,41 @@ sub make_timed_loop {
     return $bulk->( sub { for ( 1 .. $_[0] ) { my $v = $writer->version } } );
   }
   die "unknown case kind '$kind'\n";
+}
+
+# $n fetches of an unchanged value through $reader, while a forked process
+# does $n more through a handle of its own, both starting together. Returns
+# half the wall time the 2 * $n fetches took, so ops/s counts both readers.
+sub two_readers {
+  my ( $reader, $key, $n ) = @_;
+  pipe( my $ready_in, my $ready_out ) or die "pipe: $!\n";
+  pipe( my $go_in,    my $go_out )    or die "pipe: $!\n";
+  my $pid = fork() // die "fork: $!\n";
+  if ( !$pid ) {
+    # POSIX::_exit: no DESTROY of the inherited handles (0.17 would remove
+    # the share in a forked child's DESTROY).
+    my $ok = eval {
+      my $other = IPC::ShareLite->new( -key => $key, -create => 0, -destroy => 0 );
+      my $got = $other->fetch;
+      syswrite( $ready_out, 'r' ) == 1 or die "pipe: $!\n";
+      sysread( $go_in, my $byte, 1 ) == 1 or die "pipe: $!\n";
+      for ( 1 .. $n ) { my $got = $other->fetch }
+      1;
+    };
+    print STDERR "bench: second reader: $@" unless $ok;
+    POSIX::_exit( $ok ? 0 : 1 );
+  }
+  close $ready_out;
+  close $go_in;
+  my $got = $reader->fetch;
+  sysread( $ready_in, my $byte, 1 ) == 1 or die "second reader did not start\n";
+  my $t0 = time;
+  syswrite( $go_out, 'g' );
+  for ( 1 .. $n ) { my $got = $reader->fetch }
+  waitpid( $pid, 0 );
+  my $wall = time - $t0;
+  die "second reader failed\n" if $?;
+  return $wall / 2;
 }
 
 # Store/fetch round trip across the two handles, before timing anything.
@@ -529,7 +828,7 @@ sub time_case {
   my ( $opt, $key ) = @_;
   my ( $writer, $reader ) = open_share_pair( $key );
   check_round_trip( $writer, $reader, $opt->{size} );
-  my $loop   = make_timed_loop( $opt->{kind}, $writer, $reader, $opt->{size} );
+  my $loop   = make_timed_loop( $opt->{kind}, $writer, $reader, $opt->{size}, $key );
   my $n      = calibrate_iterations( $loop, $opt->{seconds}, $opt->{calibrate} );
   my $spent  = $loop->( $n );
   undef $loop;
