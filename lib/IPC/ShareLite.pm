@@ -552,6 +552,48 @@ script that shows the problem. Known limits, as in 0.17: a value is at most
 is not kept out); and a share lives until it is removed, also when every
 process that used it has gone (C<sharelite rm>, C<ipcrm>).
 
+=head1 PORTABILITY
+
+The Rust core's syscall layer holds every difference between systems: the
+key type (C<key_t>, 32 bits on Linux, macOS and Solaris, 64 on the BSDs), the
+C<sembuf>, C<union semun> and C<shmid_ds> layouts and the semaphore constants
+where the Rust C<libc> crate lacks them, errno access, the "removed" flag of a
+segment, timed waits and the list of segments. The format is native-endian on
+every host, as 0.17's is: a four-character key is its bytes read as the
+host's C<int32>.
+
+B<Run>, with the whole test suite (the interop tests against that
+architecture's own Debian build of 0.17): Linux on x86-64, i386 (a perl with
+64-bit IV and 32-bit pointers), arm64 and s390x (64-bit big-endian; these two
+under qemu-user).
+
+B<Type-checked only> (the Rust code compiles against each system's C
+library definitions; nothing was linked or run): FreeBSD, NetBSD and OpenBSD
+on x86-64, macOS on x86-64 and arm64, Solaris and illumos on x86-64. What the
+code assumes there comes from their headers and kernel sources:
+C<SEM_UNDO> 010000, C<GETVAL> 5 and C<SETVAL> 8 (the classic values), C<IPC_STAT>
+12 on Solaris and illumos, NetBSD's C<semctl> being its C<__semctl50>, the
+"removed" bit of C<shm_perm.mode> (0x0400 on FreeBSD, NetBSD and macOS,
+0x0200 on OpenBSD; on Solaris and illumos a removed segment's id goes at
+once), macOS's C<shmid_ds> packed to 4 bytes, and the lists of segments
+(FreeBSD's C<kern.ipc.shmsegs> sysctl, Solaris' and illumos' C<shmids(2)>).
+NetBSD, OpenBSD and macOS have no list here, so a chain segment orphaned by a
+writer killed in the middle of a store is not swept there (C<ipcrm -m>
+removes it).
+
+A C<< lock( $type, $timeout ) >> timeout waits in the kernel (C<semtimedop(2)>) on Linux only.
+Elsewhere it makes non-blocking attempts with sleeps of 1 ms, 2 ms, 4 ms...
+at most 50 ms between them: it gives up no earlier than the timeout, may see a
+freed lock up to 50 ms late, and holds no place in the kernel's queue, so
+blocking waiters can overtake it.
+
+F<Makefile.PL> writes no Makefile and exits 0 with "OS unsupported" on other
+systems (native Windows has no SysV IPC), which CPAN testers report as NA.
+The test suite reads F</proc/sysvipc> in places, so it runs on Linux only.
+macOS's default limits are small (8 segments a process, 32 in all) while every
+segment of a chain stays attached: there, give long values a larger C<-size>
+or raise C<kern.sysv.shmseg> and C<kern.sysv.shmmni>.
+
 =head1 LICENSE
 
 This library is free software; you can redistribute it and/or modify it under
