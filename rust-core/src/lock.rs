@@ -34,10 +34,10 @@ pub enum Wait {
     Forever,
     /// Not at all (`LOCK_NB`).
     No,
-    /// At most this long (`semtimedop(2)` on Linux; elsewhere non-blocking
-    /// tries with a backoff up to the deadline: see [`sys::semop`]).
-    ///
-    /// [`sys::semop`]: crate::sys::semop
+    /// At most this long: `semtimedop(2)` on Linux; elsewhere non-blocking
+    /// tries with a backoff of 1 ms doubling up to 50 ms, until the deadline
+    /// (so it gives up no earlier than the timeout, and may see a freed lock
+    /// up to 50 ms late).
     For(Duration),
 }
 
