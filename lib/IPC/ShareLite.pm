@@ -451,7 +451,9 @@ The share was removed (by C<remove>, or by another process).
 =item C<No space left on device>, C<Cannot allocate memory>
 
 The system's limits on segments (C<shmmni>) or shared memory (C<shmall>) are
-reached. A store that fails this way leaves the old value in place.
+reached. A store that fails this way leaves the old value in place, and
+removes every segment it had created: the system holds exactly what it held
+before the call.
 
 =back
 
@@ -524,7 +526,11 @@ value; UTF-8 flagged strings that fit in bytes are stored as bytes.
 
 =item * A writer killed in the middle of a store leaves a chain every process
 can keep using; a dangling link left by a killed 0.17 writer is repaired by
-the next store.
+the next store. A segment such a writer was chaining is removed with the
+share (C<remove>); one whose share is already gone (removed by 0.17, by
+C<ipcrm>, or by a process killed while removing) is found by C<sharelite gc>
+and removed by C<sharelite gc --remove>. A store that fails at a system limit
+removes the segments it created.
 
 =item * C<lock> takes an optional timeout, and warns about nothing.
 
