@@ -2,15 +2,14 @@
 //! the `semctl` commands or `SEM_UNDO` (classic values, `sys/sem.h`). No
 //! `semtimedop`. `key_t` is 64 bits.
 
-use std::time::Duration;
-
 use libc::{c_int, c_void};
 
-use super::{check, classic, Errno, Key, Sembuf, Semun, ShmStat};
+use super::{check, Sembuf, ShmStat};
 
-pub const SEM_UNDO: c_int = classic::SEM_UNDO;
-pub const GETVAL: c_int = classic::GETVAL;
-pub const SETVAL: c_int = classic::SETVAL;
+pub use super::classic::{GETVAL, SEM_UNDO, SETVAL};
+pub(super) use super::semop_polled as semop_timed;
+pub use libc::{__error as errno_location, semctl, semget, semop};
+pub use libc::{shmctl, shmid_ds as ShmidDs, IPC_STAT};
 
 /// `shm_perm.mode` bits the kernel keeps beside the permissions
 /// (`sys/kern/sysv_shm.c`; `IPC_STAT` and the sysctl copy the mode as is).
@@ -19,54 +18,8 @@ const SHMSEG_ALLOCATED: u32 = 0x0800;
 
 const _: () = assert!(std::mem::size_of::<Sembuf>() == std::mem::size_of::<libc::sembuf>());
 
-pub fn errno_location() -> *mut c_int {
-    // SAFETY: no preconditions; returns this thread's errno slot.
-    unsafe { libc::__error() }
-}
-
-pub fn semget(key: Key, nsems: c_int, flags: c_int) -> c_int {
-    // SAFETY: semget takes only integers.
-    unsafe { libc::semget(key, nsems, flags) }
-}
-
-/// # Safety
-/// `ops` points to `n` valid sembufs.
-pub unsafe fn semop(semid: c_int, ops: *mut Sembuf, n: usize) -> c_int {
-    // SAFETY: Sembuf has libc::sembuf's layout (asserted above).
-    unsafe { libc::semop(semid, ops as *mut libc::sembuf, n) }
-}
-
-/// # Safety
-/// `arg` must be what `cmd` expects.
-pub unsafe fn semctl(semid: c_int, num: c_int, cmd: c_int, arg: Semun) -> c_int {
-    // SAFETY: per the caller; the union is passed by value, as C does.
-    unsafe { libc::semctl(semid, num, cmd, arg) }
-}
-
-pub fn semop_timed(semid: c_int, ops: &mut [Sembuf], t: Duration) -> Result<(), Errno> {
-    super::semop_polled(semid, ops, t)
-}
-
-fn stat_of(ds: &libc::shmid_ds) -> ShmStat {
-    let mode = ds.shm_perm.mode as u32;
-    ShmStat {
-        key: ds.shm_perm.key,
-        size: ds.shm_segsz,
-        mode: mode & 0o777,
-        removed: mode & SHMSEG_REMOVED != 0,
-        nattch: ds.shm_nattch as u64,
-        cpid: ds.shm_cpid,
-        ctime: ds.shm_ctime as i64,
-        uid: ds.shm_perm.uid,
-    }
-}
-
-pub fn shm_stat(shmid: c_int) -> Result<ShmStat, Errno> {
-    // SAFETY: shmid_ds is plain old data.
-    let mut ds: libc::shmid_ds = unsafe { std::mem::zeroed() };
-    // SAFETY: ds is a valid, writable shmid_ds.
-    check(unsafe { libc::shmctl(shmid, libc::IPC_STAT, &mut ds) })?;
-    Ok(stat_of(&ds))
+pub fn stat_of(ds: &ShmidDs) -> ShmStat {
+    shm_stat_from!(ds, key: ds.shm_perm.key, mode: ds.shm_perm.mode as u32, removed: SHMSEG_REMOVED)
 }
 
 /// One element of `kern.ipc.shmsegs` (`struct shmid_kernel`, `sys/shm.h`

@@ -13,7 +13,16 @@
 //! `apple.rs`, `netbsd.rs`, `openbsd.rs`, `solarish.rs`); each declares, from
 //! that system's headers, what the libc crate lacks for it. Only the Linux
 //! ones are run by this project's tests; the others are type-checked (see
-//! PORTABILITY in the README).
+//! PORTABILITY in the README). Each provides the same items, and only those:
+//!
+//! - `errno_location`: the C library's pointer to this thread's `errno`;
+//! - `semget`, `semop`, `semctl`: the raw calls, the libc crate's or declared
+//!   with [`declare_sem_calls!`]; `semop` takes a `sembuf` of [`Sembuf`]'s layout;
+//! - `SEM_UNDO`, `GETVAL`, `SETVAL`;
+//! - `semop_timed`: `semtimedop(2)`, or [`semop_polled`] where there is none;
+//! - `ShmidDs`, `shmctl`, `IPC_STAT`: the `shmid_ds` that `shmctl` fills and
+//!   `stat_of`, which reads it with [`shm_stat_from!`];
+//! - `shm_list`: the system's list of segments, or `None`.
 
 use std::fmt;
 use std::ptr::NonNull;
@@ -32,6 +41,40 @@ use libc::{c_int, c_short, c_ushort, c_void};
     target_os = "illumos"
 )))]
 compile_error!("no SysV IPC layer for this system in rust-core/src/sys (see PORTABILITY in the README)");
+
+/// Declares the semaphore calls for a system whose libc crate lacks them,
+/// with `semctl` linked to the symbol `$semctl` names.
+#[allow(unused_macros)] // by the systems whose libc crate has the calls
+macro_rules! declare_sem_calls {
+    (semctl = $semctl:literal) => {
+        extern "C" {
+            pub fn semget(key: super::Key, nsems: libc::c_int, flags: libc::c_int) -> libc::c_int;
+            pub fn semop(semid: libc::c_int, ops: *mut super::Sembuf, nsops: libc::size_t) -> libc::c_int;
+            #[link_name = $semctl]
+            pub fn semctl(semid: libc::c_int, semnum: libc::c_int, cmd: libc::c_int, ...) -> libc::c_int;
+        }
+    };
+}
+
+/// A [`ShmStat`] from the `shmid_ds` `$ds`. The fields have the same names on
+/// every system but the key's; what differs is passed: the key, the raw mode
+/// word, and the mode bit of a segment marked for removal (0 where none is
+/// ever seen). Fields are read by value, so a packed `shmid_ds` works too.
+macro_rules! shm_stat_from {
+    ($ds:ident, key: $key:expr, mode: $mode:expr, removed: $removed:expr) => {{
+        let mode: u32 = $mode;
+        super::ShmStat {
+            key: $key,
+            size: $ds.shm_segsz as usize,
+            mode: mode & 0o777,
+            removed: mode & $removed != 0,
+            nattch: $ds.shm_nattch as u64,
+            cpid: $ds.shm_cpid,
+            ctime: $ds.shm_ctime as i64,
+            uid: $ds.shm_perm.uid,
+        }
+    }};
+}
 
 #[cfg_attr(target_os = "linux", path = "linux.rs")]
 #[cfg_attr(target_os = "freebsd", path = "freebsd.rs")]
@@ -172,7 +215,8 @@ fn retry_eintr<T>(mut f: impl FnMut() -> Result<T, Errno>) -> Result<T, Errno> {
 /// `ENOENT`: no set and no `IPC_CREAT`; `EEXIST`: `IPC_EXCL` and it exists;
 /// `EACCES`: the mode bits in `flags` ask for more than the set grants.
 pub fn semget(key: Key, nsems: c_int, flags: c_int) -> Result<c_int, Errno> {
-    check(os::semget(key, nsems, flags))
+    // SAFETY: semget takes only integers.
+    check(unsafe { os::semget(key, nsems, flags) })
 }
 
 /// One `semop(2)` over `ops`, atomically; with a timeout, bounded by it.
@@ -193,8 +237,9 @@ pub fn semget(key: Key, nsems: c_int, flags: c_int) -> Result<c_int, Errno> {
 /// (never restarted here, so that the caller can run the signal's handler).
 pub fn semop(semid: c_int, ops: &mut [Sembuf], timeout: Option<Duration>) -> Result<(), Errno> {
     match timeout {
-        // SAFETY: ops points to ops.len() valid sembuf structures.
-        None => check(unsafe { os::semop(semid, ops.as_mut_ptr(), ops.len()) }).map(drop),
+        // SAFETY: ops points to ops.len() valid sembuf structures (the
+        // system's layout: each os file asserts or declares it).
+        None => check(unsafe { os::semop(semid, ops.as_mut_ptr().cast(), ops.len()) }).map(drop),
         Some(t) => os::semop_timed(semid, ops, t),
     }
 }
@@ -220,7 +265,7 @@ fn semop_polled(semid: c_int, ops: &mut [Sembuf], timeout: Duration) -> Result<(
     let mut pause = POLL_FIRST;
     let res = loop {
         // SAFETY: ops points to ops.len() valid sembuf structures.
-        match check(unsafe { os::semop(semid, ops.as_mut_ptr(), ops.len()) }) {
+        match check(unsafe { os::semop(semid, ops.as_mut_ptr().cast(), ops.len()) }) {
             Err(Errno(libc::EAGAIN)) => {}
             other => break other.map(drop),
         }
@@ -244,12 +289,14 @@ fn semop_polled(semid: c_int, ops: &mut [Sembuf], timeout: Duration) -> Result<(
 /// `nanosleep(2)` once; `EINTR` when a signal cut it short.
 #[cfg_attr(target_os = "linux", allow(dead_code))]
 fn sleep(d: Duration) -> Result<(), Errno> {
-    let ts = libc::timespec {
-        tv_sec: d.as_secs().min(libc::time_t::MAX as u64) as libc::time_t,
-        tv_nsec: d.subsec_nanos() as _,
-    };
+    let ts = timespec(d);
     // SAFETY: ts is a valid timespec; the remainder is not wanted.
     check(unsafe { libc::nanosleep(&ts, std::ptr::null_mut()) }).map(drop)
+}
+
+/// `d` as a `timespec`, the seconds capped at `time_t`'s largest.
+fn timespec(d: Duration) -> libc::timespec {
+    libc::timespec { tv_sec: d.as_secs().min(libc::time_t::MAX as u64) as libc::time_t, tv_nsec: d.subsec_nanos() as _ }
 }
 
 /// `semctl(2)` with a `union semun` argument.
@@ -289,7 +336,12 @@ pub fn shmget(key: Key, size: usize, flags: c_int) -> Result<c_int, Errno> {
 /// `EINVAL`/`EIDRM`: no such segment (on Solaris and illumos also one
 /// already removed); `EACCES`: not readable by this process.
 pub fn shm_stat(shmid: c_int) -> Result<ShmStat, Errno> {
-    os::shm_stat(shmid)
+    let mut ds = std::mem::MaybeUninit::<os::ShmidDs>::zeroed();
+    // SAFETY: ds has room for the shmid_ds that this system's shmctl writes
+    // (os::ShmidDs is declared as that call's buffer type).
+    check(unsafe { os::shmctl(shmid, os::IPC_STAT, ds.as_mut_ptr()) })?;
+    // SAFETY: zeroed, then filled by the kernel; shmid_ds is plain old data.
+    Ok(os::stat_of(&unsafe { ds.assume_init() }))
 }
 
 /// `shmctl(2)` `IPC_RMID`: marks the segment for removal. It goes away when

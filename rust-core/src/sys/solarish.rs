@@ -7,74 +7,27 @@
 //! segment's id is gone at once (`IPC_STAT` and `shmat` fail on it), so no
 //! "removed" flag is ever seen.
 
-use std::time::Duration;
+use libc::{c_int, c_uint};
 
-use libc::{c_int, c_uint, size_t};
+use super::{check, ShmStat};
 
-use super::{check, classic, Errno, Key, Sembuf, Semun, ShmStat};
+pub use super::classic::{GETVAL, SEM_UNDO, SETVAL};
+pub(super) use super::semop_polled as semop_timed;
+pub use libc::{___errno as errno_location, shmctl, shmid_ds as ShmidDs};
 
-pub const SEM_UNDO: c_int = classic::SEM_UNDO;
-pub const GETVAL: c_int = classic::GETVAL;
-pub const SETVAL: c_int = classic::SETVAL;
+declare_sem_calls!(semctl = "semctl");
 
 /// `shmctl` command `IPC_STAT` (`sys/ipc.h`).
-const IPC_STAT: c_int = 12;
+pub const IPC_STAT: c_int = 12;
 const _: () = assert!(libc::IPC_RMID == 10 && libc::IPC_SET == 11);
 
 extern "C" {
-    #[link_name = "semget"]
-    fn sys_semget(key: Key, nsems: c_int, flags: c_int) -> c_int;
-    #[link_name = "semop"]
-    fn sys_semop(semid: c_int, ops: *mut Sembuf, nsops: size_t) -> c_int;
-    #[link_name = "semctl"]
-    fn sys_semctl(semid: c_int, semnum: c_int, cmd: c_int, ...) -> c_int;
     /// `shmids(2)`: up to `nids` ids into `buf`, and how many exist in `*pnids`.
     fn shmids(buf: *mut c_int, nids: c_uint, pnids: *mut c_uint) -> c_int;
 }
 
-pub fn errno_location() -> *mut c_int {
-    // SAFETY: no preconditions; returns this thread's errno slot.
-    unsafe { libc::___errno() }
-}
-
-pub fn semget(key: Key, nsems: c_int, flags: c_int) -> c_int {
-    // SAFETY: semget takes only integers.
-    unsafe { sys_semget(key, nsems, flags) }
-}
-
-/// # Safety
-/// `ops` points to `n` valid sembufs.
-pub unsafe fn semop(semid: c_int, ops: *mut Sembuf, n: usize) -> c_int {
-    // SAFETY: per the caller.
-    unsafe { sys_semop(semid, ops, n) }
-}
-
-/// # Safety
-/// `arg` must be what `cmd` expects.
-pub unsafe fn semctl(semid: c_int, num: c_int, cmd: c_int, arg: Semun) -> c_int {
-    // SAFETY: per the caller; the union is passed by value, as C does.
-    unsafe { sys_semctl(semid, num, cmd, arg) }
-}
-
-pub fn semop_timed(semid: c_int, ops: &mut [Sembuf], t: Duration) -> Result<(), Errno> {
-    super::semop_polled(semid, ops, t)
-}
-
-pub fn shm_stat(shmid: c_int) -> Result<ShmStat, Errno> {
-    // SAFETY: shmid_ds is plain old data.
-    let mut ds: libc::shmid_ds = unsafe { std::mem::zeroed() };
-    // SAFETY: ds is a valid, writable shmid_ds.
-    check(unsafe { libc::shmctl(shmid, IPC_STAT, &mut ds) })?;
-    Ok(ShmStat {
-        key: ds.shm_perm.key,
-        size: ds.shm_segsz,
-        mode: ds.shm_perm.mode as u32 & 0o777,
-        removed: false,
-        nattch: ds.shm_nattch as u64,
-        cpid: ds.shm_cpid,
-        ctime: ds.shm_ctime as i64,
-        uid: ds.shm_perm.uid,
-    })
+pub fn stat_of(ds: &ShmidDs) -> ShmStat {
+    shm_stat_from!(ds, key: ds.shm_perm.key, mode: ds.shm_perm.mode as u32, removed: 0)
 }
 
 pub fn shm_list() -> Option<Vec<(c_int, ShmStat)>> {
@@ -91,5 +44,5 @@ pub fn shm_list() -> Option<Vec<(c_int, ShmStat)>> {
         ids.reserve(n as usize + 16);
     }
     // A segment removed since is left out.
-    Some(ids.into_iter().filter_map(|id| shm_stat(id).ok().map(|st| (id, st))).collect())
+    Some(ids.into_iter().filter_map(|id| super::shm_stat(id).ok().map(|st| (id, st))).collect())
 }
