@@ -10,7 +10,7 @@
 //! of segments ([`shm_list`]) are settled here, once.
 //!
 //! One file per system family holds what differs (`linux.rs`, `freebsd.rs`,
-//! `apple.rs`, `netbsd.rs`, `openbsd.rs`, `solarish.rs`); each declares, from
+//! `apple.rs`, `netbsd_openbsd.rs`, `solarish.rs`); each declares, from
 //! that system's headers, what the libc crate lacks for it. Only the Linux
 //! ones are run by this project's tests; the others are type-checked (see
 //! PORTABILITY in the README). Each provides the same items, and only those:
@@ -79,8 +79,7 @@ macro_rules! shm_stat_from {
 #[cfg_attr(target_os = "linux", path = "linux.rs")]
 #[cfg_attr(target_os = "freebsd", path = "freebsd.rs")]
 #[cfg_attr(any(target_os = "macos", target_os = "ios"), path = "apple.rs")]
-#[cfg_attr(target_os = "netbsd", path = "netbsd.rs")]
-#[cfg_attr(target_os = "openbsd", path = "openbsd.rs")]
+#[cfg_attr(any(target_os = "netbsd", target_os = "openbsd"), path = "netbsd_openbsd.rs")]
 #[cfg_attr(any(target_os = "solaris", target_os = "illumos"), path = "solarish.rs")]
 mod os;
 
