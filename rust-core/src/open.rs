@@ -99,7 +99,7 @@ pub(crate) fn open(key: Key, size: usize, flags: c_int) -> Result<Opened> {
     let size = if size <= HEADER { DEFAULT_SIZE } else { size };
     loop {
         let (semid, sem_created) = open_semaphores(key, flags)?;
-        match open_head(key, size, flags, semid, sem_created) {
+        match (HeadOpen { key, size, flags, semid, sem_created }).open() {
             Err(Retry::Again) => continue,
             Err(Retry::Fail(e)) => {
                 if sem_created {
@@ -163,77 +163,78 @@ fn find_or_create(
     }
 }
 
-/// Steps 2 to 6: the head segment, initialised once.
-fn open_head(
+/// Steps 2 to 6: the head segment at `key`, initialised once, for the
+/// semaphore set `semid` that step 1 opened (and created, if `sem_created`).
+#[derive(Clone, Copy)]
+struct HeadOpen {
     key: Key,
     size: usize,
     flags: c_int,
     semid: c_int,
     sem_created: bool,
-) -> std::result::Result<Segment, Retry> {
-    let mode = flags & 0o777;
-    // An initialised share can be attached without the lock: nothing here
-    // reads the header, and every later read takes a lock first.
-    if !sem_created && sys::sem_getval(semid, SEM_INIT as c_int).map_err(gone)? == 1 {
-        match sys::shmget(key, 0, mode) {
-            Ok(id) => return attach_head(id),
-            Err(Errno(libc::ENOENT)) if flags & IPC_CREAT != 0 => {}
-            Err(e) => return Err(e.into()),
-        }
-    }
-    lock::take_exclusive_raw(semid).map_err(gone)?;
-    let res = open_head_locked(key, size, flags, semid, sem_created);
-    let _ = lock::release(semid, lock::LockKind::Exclusive);
-    res
 }
 
-fn open_head_locked(
-    key: Key,
-    size: usize,
-    flags: c_int,
-    semid: c_int,
-    sem_created: bool,
-) -> std::result::Result<Segment, Retry> {
-    let mode = flags & 0o777;
-    let initialised = sys::sem_getval(semid, SEM_INIT as c_int)? == 1;
-    let (shmid, created) = if key == IPC_PRIVATE {
-        (sys::shmget(key, size, mode | IPC_CREAT)?, true)
-    } else {
-        let (id, created) = find_or_create(
-            flags & IPC_CREAT != 0,
-            || sys::shmget(key, 0, mode),
-            || sys::shmget(key, size, mode | IPC_CREAT | IPC_EXCL),
-        )?;
-        if !created && flags & IPC_EXCL != 0 {
-            return Err(Errno(libc::EEXIST).into());
-        }
-        // A segment that predates its semaphore set is no share head: most
-        // likely a data segment 0.17 chained at this key.
-        if !created && sem_created && !initialised {
-            return Err(Retry::Fail(Error::NotAShare));
-        }
-        (id, created)
-    };
-    let head = match attach_head(shmid) {
-        Ok(h) => h,
-        Err(e) => {
-            if created {
-                let _ = sys::shm_remove(shmid);
+impl HeadOpen {
+    fn open(&self) -> std::result::Result<Segment, Retry> {
+        let HeadOpen { key, flags, semid, sem_created, .. } = *self;
+        // An initialised share can be attached without the lock: nothing here
+        // reads the header, and every later read takes a lock first.
+        if !sem_created && sys::sem_getval(semid, SEM_INIT as c_int).map_err(gone)? == 1 {
+            match sys::shmget(key, 0, flags & 0o777) {
+                Ok(id) => return attach_head(id),
+                Err(Errno(libc::ENOENT)) if flags & IPC_CREAT != 0 => {}
+                Err(e) => return Err(e.into()),
             }
-            return Err(e);
         }
-    };
-    if created || !initialised {
-        head.init_head();
-        if let Err(e) = sys::sem_setval(semid, SEM_INIT as c_int, 1) {
-            drop(head);
-            if created {
-                let _ = sys::shm_remove(shmid);
-            }
-            return Err(e.into());
-        }
+        lock::take_exclusive_raw(semid).map_err(gone)?;
+        let res = self.open_locked();
+        let _ = lock::release(semid, lock::LockKind::Exclusive);
+        res
     }
-    Ok(head)
+
+    fn open_locked(&self) -> std::result::Result<Segment, Retry> {
+        let HeadOpen { key, size, flags, semid, sem_created } = *self;
+        let mode = flags & 0o777;
+        let initialised = sys::sem_getval(semid, SEM_INIT as c_int)? == 1;
+        let (shmid, created) = if key == IPC_PRIVATE {
+            (sys::shmget(key, size, mode | IPC_CREAT)?, true)
+        } else {
+            let (id, created) = find_or_create(
+                flags & IPC_CREAT != 0,
+                || sys::shmget(key, 0, mode),
+                || sys::shmget(key, size, mode | IPC_CREAT | IPC_EXCL),
+            )?;
+            if !created && flags & IPC_EXCL != 0 {
+                return Err(Errno(libc::EEXIST).into());
+            }
+            // A segment that predates its semaphore set is no share head: most
+            // likely a data segment 0.17 chained at this key.
+            if !created && sem_created && !initialised {
+                return Err(Retry::Fail(Error::NotAShare));
+            }
+            (id, created)
+        };
+        let head = match attach_head(shmid) {
+            Ok(h) => h,
+            Err(e) => {
+                if created {
+                    let _ = sys::shm_remove(shmid);
+                }
+                return Err(e);
+            }
+        };
+        if created || !initialised {
+            head.init_head();
+            if let Err(e) = sys::sem_setval(semid, SEM_INIT as c_int, 1) {
+                drop(head);
+                if created {
+                    let _ = sys::shm_remove(shmid);
+                }
+                return Err(e.into());
+            }
+        }
+        Ok(head)
+    }
 }
 
 fn attach_head(shmid: c_int) -> std::result::Result<Segment, Retry> {
