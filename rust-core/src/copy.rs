@@ -213,60 +213,54 @@ pub(crate) mod x86 {
         }
     }
 
-    /// Copies in 64-byte blocks of unaligned 16-byte loads and stores.
-    ///
-    /// # Safety
-    /// As for [`super::copy_bytes`].
-    unsafe fn copy_sse2(dst: *mut u8, src: *const u8, n: usize) {
-        let mut i = 0;
-        while i + 64 <= n {
-            // SAFETY: i + 64 <= n keeps every access in bounds; SSE2 is part
-            // of the x86_64 baseline; unaligned loads and stores are allowed.
-            unsafe {
-                let s = src.add(i) as *const __m128i;
-                let d = dst.add(i) as *mut __m128i;
-                let a = _mm_loadu_si128(s);
-                let b = _mm_loadu_si128(s.add(1));
-                let c = _mm_loadu_si128(s.add(2));
-                let e = _mm_loadu_si128(s.add(3));
-                _mm_storeu_si128(d, a);
-                _mm_storeu_si128(d.add(1), b);
-                _mm_storeu_si128(d.add(2), c);
-                _mm_storeu_si128(d.add(3), e);
+    /// Defines `$name`, a copy in blocks of four unaligned `$vec` loads, then
+    /// four stores, with `memcpy` for the tail under one block.
+    macro_rules! block_copy {
+        ($(#[$attr:meta])* $name:ident, $vec:ty, $load:ident, $store:ident) => {
+            $(#[$attr])*
+            unsafe fn $name(dst: *mut u8, src: *const u8, n: usize) {
+                const BLOCK: usize = 4 * std::mem::size_of::<$vec>();
+                let mut i = 0;
+                while i + BLOCK <= n {
+                    // SAFETY: i + BLOCK <= n keeps every access in bounds; the
+                    // caller guarantees the instructions (SSE2 is part of the
+                    // x86_64 baseline); unaligned loads and stores are allowed.
+                    unsafe {
+                        let s = src.add(i) as *const $vec;
+                        let d = dst.add(i) as *mut $vec;
+                        let a = $load(s);
+                        let b = $load(s.add(1));
+                        let c = $load(s.add(2));
+                        let e = $load(s.add(3));
+                        $store(d, a);
+                        $store(d.add(1), b);
+                        $store(d.add(2), c);
+                        $store(d.add(3), e);
+                    }
+                    i += BLOCK;
+                }
+                // SAFETY: the rest, shorter than a block, is in bounds.
+                unsafe { ptr::copy_nonoverlapping(src.add(i), dst.add(i), n - i) }
             }
-            i += 64;
-        }
-        // SAFETY: the rest, fewer than 64 bytes, is in bounds.
-        unsafe { ptr::copy_nonoverlapping(src.add(i), dst.add(i), n - i) }
+        };
     }
 
-    /// Copies in 128-byte blocks of unaligned 32-byte loads and stores.
-    ///
-    /// # Safety
-    /// As for [`super::copy_bytes`], and the CPU must support AVX2.
-    #[target_feature(enable = "avx2")]
-    unsafe fn copy_avx2(dst: *mut u8, src: *const u8, n: usize) {
-        let mut i = 0;
-        while i + 128 <= n {
-            // SAFETY: i + 128 <= n keeps every access in bounds; the caller
-            // guarantees AVX2; unaligned loads and stores are allowed.
-            unsafe {
-                let s = src.add(i) as *const __m256i;
-                let d = dst.add(i) as *mut __m256i;
-                let a = _mm256_loadu_si256(s);
-                let b = _mm256_loadu_si256(s.add(1));
-                let c = _mm256_loadu_si256(s.add(2));
-                let e = _mm256_loadu_si256(s.add(3));
-                _mm256_storeu_si256(d, a);
-                _mm256_storeu_si256(d.add(1), b);
-                _mm256_storeu_si256(d.add(2), c);
-                _mm256_storeu_si256(d.add(3), e);
-            }
-            i += 128;
-        }
-        // SAFETY: the rest, fewer than 128 bytes, is in bounds.
-        unsafe { ptr::copy_nonoverlapping(src.add(i), dst.add(i), n - i) }
-    }
+    block_copy!(
+        /// Copies in 64-byte blocks of unaligned 16-byte loads and stores.
+        ///
+        /// # Safety
+        /// As for [`super::copy_bytes`].
+        copy_sse2, __m128i, _mm_loadu_si128, _mm_storeu_si128
+    );
+
+    block_copy!(
+        /// Copies in 128-byte blocks of unaligned 32-byte loads and stores.
+        ///
+        /// # Safety
+        /// As for [`super::copy_bytes`], and the CPU must support AVX2.
+        #[target_feature(enable = "avx2")]
+        copy_avx2, __m256i, _mm256_loadu_si256, _mm256_storeu_si256
+    );
 }
 
 #[cfg(test)]
