@@ -199,6 +199,18 @@ static void copy_out(struct handle *h, char *buf, size_t n)
         memcpy(buf + off, segment(h, i, 0) + HDR, n - off < DATA ? n - off : DATA);
 }
 
+/* Removes the segment shmid and every one its links reach. */
+static void remove_chain(int shmid)
+{
+    while (shmid >= 0) {
+        char *p = attach(shmid);
+        int next = HDR_OF(p)->next_shmid;
+        shmctl(shmid, IPC_RMID, NULL);
+        shmdt(p);
+        shmid = next;
+    }
+}
+
 static void store(struct handle *h, const char *buf, size_t n)
 {
     lock_ex(h);
@@ -210,14 +222,7 @@ static void store(struct handle *h, const char *buf, size_t n)
     size_t last = chunks(n) - 1;
     struct header *tail = HDR_OF(segment(h, last, 1));
     if (tail->next_shmid >= 0) {
-        int shmid = tail->next_shmid;
-        while (shmid >= 0) {
-            char *p = attach(shmid);
-            int next = HDR_OF(p)->next_shmid;
-            shmctl(shmid, IPC_RMID, NULL);
-            shmdt(p);
-            shmid = next;
-        }
+        remove_chain(tail->next_shmid);
         for (int i = last + 1; i < h->nseg; i++)
             shmdt(h->seg[i]);
         h->nseg = last + 1;
@@ -274,14 +279,7 @@ static uint32_t version(struct handle *h)
 static void remove_share(struct handle *w, struct handle *r)
 {
     lock_ex(w);
-    int shmid = HEAD(w)->next_shmid;
-    while (shmid >= 0) {
-        char *p = attach(shmid);
-        int next = HDR_OF(p)->next_shmid;
-        shmctl(shmid, IPC_RMID, NULL);
-        shmdt(p);
-        shmid = next;
-    }
+    remove_chain(HEAD(w)->next_shmid);
     shmctl(shmget(w->key, 0, 0), IPC_RMID, NULL);
     semctl(w->semid, 0, IPC_RMID);
     (void)r;
