@@ -17,11 +17,11 @@
 //!
 //! - `errno_location`: the C library's pointer to this thread's `errno`;
 //! - `semget`, `semop`, `semctl`: the raw calls, the libc crate's or declared
-//!   with [`declare_sem_calls!`]; `semop` takes a `sembuf` of [`Sembuf`]'s layout;
+//!   with `declare_sem_calls!`; `semop` takes a `sembuf` of [`Sembuf`]'s layout;
 //! - `SEM_UNDO`, `GETVAL`, `SETVAL`;
 //! - `semop_timed`: `semtimedop(2)`, or [`semop_polled`] where there is none;
 //! - `ShmidDs`, `shmctl`, `IPC_STAT`: the `shmid_ds` that `shmctl` fills and
-//!   `stat_of`, which reads it with [`shm_stat_from!`];
+//!   `stat_of`, which reads it with `shm_stat_from!`;
 //! - `shm_list`: the system's list of segments, or `None`.
 
 use std::fmt;
