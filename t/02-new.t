@@ -10,7 +10,7 @@
 use strict;
 use warnings;
 use lib 't/lib';
-use SLTest;
+use SLTest qw(:DEFAULT shm_row sem_row_by_key perms_of_shm perms_of_sem real_size exists_share);
 use Test::More;
 use Errno qw( ENOENT EEXIST );
 use IPC::ShareLite qw( :all );
@@ -33,32 +33,6 @@ sub fresh_key {
 }
 
 
-sub shm_row {
-  my $id = shift;
-  my ( $r ) = grep { $_->{shmid} == $id } proc_rows( 'shm' );
-  return $r;
-}
-
-sub sem_row_by_key {
-  my $key = shift;
-  my ( $r ) = grep { $_->{key} == $key && $key != 0 } proc_rows( 'sem' );
-  return $r;
-}
-
-sub perms_of_shm { my $r = shm_row( shift ); $r ? oct( $r->{perms} ) & 0777 : undef }
-sub perms_of_sem { my $r = sem_row_by_key( shift ); $r ? oct( $r->{perms} ) & 0777 : undef }
-
-sub real_size {
-  my ( $id ) = chain_shmids( shift );
-  return undef unless defined $id;
-  my $r = shm_row( $id );
-  return $r ? $r->{size} : undef;
-}
-
-sub exists_share {
-  my $key = shift;
-  return defined( semget( $key, 0, 0 ) ) || defined( shmget( $key, 0, 0 ) );
-}
 
 sub make {
   my @args = @_;

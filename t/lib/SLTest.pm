@@ -32,6 +32,9 @@ our @EXPORT = qw(
   timed sem_counts watchdog adopt own_shm own_sem key_candidates
 );
 
+# On request: rows and modes of single objects, for the tests of new().
+our @EXPORT_OK = qw(shm_row sem_row_by_key perms_of_shm perms_of_sem real_size exists_share);
+
 my $ROOT     = abs_path( File::Spec->catdir( dirname( __FILE__ ), '..', '..' ) );
 my $MAIN_PID = $$;
 
@@ -378,6 +381,38 @@ sub sem_counts {
 # Rows of a /proc/sysvipc table ('shm', 'sem' or a path), each a hash keyed
 # by the header's columns.
 sub proc_rows { return IPC::ShareLite::Inspect::proc_rows( @_ ) }
+
+# The listing row of the segment $id, or undef.
+sub shm_row {
+  my $id = shift;
+  my ( $r ) = grep { $_->{shmid} == $id } proc_rows( 'shm' );
+  return $r;
+}
+
+# The listing row of the semaphore set at $key (never a private one), or undef.
+sub sem_row_by_key {
+  my $key = shift;
+  my ( $r ) = grep { $_->{key} == $key && $key != 0 } proc_rows( 'sem' );
+  return $r;
+}
+
+# Permission bits of the segment $id / of the semaphore set at $key.
+sub perms_of_shm { my $r = shm_row( shift ); $r ? oct( $r->{perms} ) & 0777 : undef }
+sub perms_of_sem { my $r = sem_row_by_key( shift ); $r ? oct( $r->{perms} ) & 0777 : undef }
+
+# The real size of the head segment at $key, or undef.
+sub real_size {
+  my ( $id ) = chain_shmids( shift );
+  return undef unless defined $id;
+  my $r = shm_row( $id );
+  return $r ? $r->{size} : undef;
+}
+
+# True when a segment or a semaphore set exists at $key.
+sub exists_share {
+  my $key = shift;
+  return defined( semget( $key, 0, 0 ) ) || defined( shmget( $key, 0, 0 ) );
+}
 
 # Everything of ours still there: first what is at our keys now, and the
 # chains of our heads; then each recorded id that still exists.
