@@ -51,7 +51,7 @@ pub mod internals {
     pub use crate::segment::{Segment, CHAIN_TAG, HEADER};
     pub use crate::share::ShareInternals;
     /// Byte offsets of the header's words (doc/FORMAT.md, 2), for
-    /// [`Segment::header_word`].
+    /// [`super::Segment::header_word`].
     pub mod header {
         pub use crate::segment::{LENGTH, NEXT_SHMID, SHM_STATE, VERSION};
     }
