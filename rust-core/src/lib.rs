@@ -48,8 +48,13 @@ pub use sys::{Errno, Key};
 #[cfg(feature = "internals")]
 #[doc(hidden)]
 pub mod internals {
-    pub use crate::segment::HEADER;
+    pub use crate::segment::{Segment, CHAIN_TAG, HEADER};
     pub use crate::share::ShareInternals;
+    /// Byte offsets of the header's words (doc/FORMAT.md, 2), for
+    /// [`super::Segment::header_word`].
+    pub mod header {
+        pub use crate::segment::{LENGTH, NEXT_SHMID, SHM_STATE, VERSION};
+    }
     /// The syscall layer.
     pub mod sys {
         pub use crate::sys::*;

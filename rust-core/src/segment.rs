@@ -12,10 +12,14 @@ use crate::sys::{Attachment, Errno};
 /// Bytes of header at the start of every segment.
 pub const HEADER: usize = 16;
 
-const NEXT_SHMID: usize = 0;
-const LENGTH: usize = 4;
-const SHM_STATE: usize = 8;
-const VERSION: usize = 12;
+/// Byte offset of the header's `next_shmid` word.
+pub const NEXT_SHMID: usize = 0;
+/// Byte offset of the header's `length` word.
+pub const LENGTH: usize = 4;
+/// Byte offset of the header's `shm_state` word.
+pub const SHM_STATE: usize = 8;
+/// Byte offset of the header's `version` word.
+pub const VERSION: usize = 12;
 
 /// Chained segments made by this implementation carry this tag where the head
 /// keeps `shm_state`, and the head's shmid where the head keeps `version`, so
@@ -51,10 +55,13 @@ pub struct Segment {
 }
 
 impl Segment {
-    pub fn new(att: Attachment) -> Segment {
+    /// The segment of `att`, which must be at least [`HEADER`] bytes long
+    /// (the header accessors rely on it).
+    pub(crate) fn new(att: Attachment) -> Segment {
         Segment { att }
     }
 
+    /// The segment's id.
     pub fn shmid(&self) -> i32 {
         self.att.shmid()
     }
@@ -65,6 +72,8 @@ impl Segment {
     }
 
     /// The segment's size in bytes, header included.
+    // Never empty: a segment holds at least its header.
+    #[allow(clippy::len_without_is_empty)]
     pub fn len(&self) -> usize {
         self.att.size()
     }
@@ -72,7 +81,8 @@ impl Segment {
     fn read(&self, off: usize) -> u32 {
         debug_assert!(off + 4 <= HEADER && HEADER <= self.att.size());
         // SAFETY: the mapping is page-aligned and at least HEADER bytes long
-        // (checked when the share is opened and when a segment is chained), so
+        // (checked when the share is opened, when a segment is chained, and by
+        // `Segment::attach`), so
         // off is an aligned in-bounds u32; volatile because other processes
         // write it.
         unsafe { ptr::read_volatile(self.att.as_ptr().add(off) as *const u32) }
@@ -84,27 +94,35 @@ impl Segment {
         unsafe { ptr::write_volatile(self.att.as_ptr().add(off) as *mut u32, v) }
     }
 
+    /// `next_shmid`: the next segment's id, or -1 at the end of the chain.
     pub fn next_shmid(&self) -> i32 {
         self.read(NEXT_SHMID) as i32
     }
+    /// Writes `next_shmid`.
     pub fn set_next_shmid(&self, id: i32) {
         self.write(NEXT_SHMID, id as u32)
     }
+    /// `length`: the value's length in bytes (in the head).
     pub fn length(&self) -> i32 {
         self.read(LENGTH) as i32
     }
+    /// Writes `length`.
     pub fn set_length(&self, n: i32) {
         self.write(LENGTH, n as u32)
     }
+    /// `shm_state`: changes whenever the chain is cut shorter (in the head).
     pub fn shm_state(&self) -> u32 {
         self.read(SHM_STATE)
     }
+    /// Writes `shm_state`.
     pub fn set_shm_state(&self, v: u32) {
         self.write(SHM_STATE, v)
     }
+    /// `version`: +1 with every store (in the head).
     pub fn version(&self) -> u32 {
         self.read(VERSION)
     }
+    /// Writes `version`.
     pub fn set_version(&self, v: u32) {
         self.write(VERSION, v)
     }
@@ -165,8 +183,8 @@ impl Segment {
         unsafe { copy_bytes(dst.as_mut_ptr(), self.att.as_ptr().add(HEADER + off), dst.len()) }
     }
 
-    /// Attaches segment `shmid`, whose size must be `size`.
-    pub fn attach_checked(shmid: i32, size: usize) -> Result<Attached, Errno> {
+    /// Attaches segment `shmid`, whose size must be `size` (at least [`HEADER`]).
+    pub(crate) fn attach_checked(shmid: i32, size: usize) -> Result<Attached, Errno> {
         let st = crate::sys::shm_stat(shmid)?;
         if st.size != size {
             return Ok(Attached::WrongSize);
@@ -186,5 +204,39 @@ impl Segment {
             Ok(st) => st.removed,
             Err(_) => true,
         }
+    }
+}
+
+/// For looking at any segment from outside a share (the crate's tests):
+/// attaching whatever the size, and the header words by offset.
+#[cfg_attr(not(feature = "internals"), allow(dead_code))]
+impl Segment {
+    /// Attaches segment `shmid` read-write, whatever its size (`shmat(2)`,
+    /// [`Attachment::attach`]); `EINVAL` when it is too small to hold a header.
+    pub fn attach(shmid: i32) -> Result<Segment, Errno> {
+        let att = Attachment::attach(shmid)?;
+        if att.size() < HEADER {
+            return Err(Errno(libc::EINVAL));
+        }
+        Ok(Segment { att })
+    }
+
+    /// The header word at byte `off`: [`NEXT_SHMID`], [`LENGTH`],
+    /// [`SHM_STATE`] or [`VERSION`].
+    ///
+    /// # Panics
+    /// When `off` is none of them.
+    pub fn header_word(&self, off: usize) -> u32 {
+        assert!(off % 4 == 0 && off < HEADER, "no header word at byte {off}");
+        self.read(off)
+    }
+
+    /// Writes the header word at byte `off` (see [`Segment::header_word`]).
+    ///
+    /// # Panics
+    /// When `off` is no header word's offset.
+    pub fn set_header_word(&self, off: usize, v: u32) {
+        assert!(off % 4 == 0 && off < HEADER, "no header word at byte {off}");
+        self.write(off, v)
     }
 }

@@ -14,18 +14,21 @@ use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
+use sharelite::internals::header::{LENGTH, NEXT_SHMID, SHM_STATE, VERSION};
 use sharelite::internals::HEADER;
 use sharelite::{Error, LockKind, OpenOptions, Share, Wait};
 
 const SIZE: usize = 64;
 const DATA: usize = SIZE - HEADER;
 const CALL_LIMIT: Duration = Duration::from_secs(2);
+/// The header's words, in the order the property test numbers its fields.
+const FIELDS: [usize; 4] = [NEXT_SHMID, LENGTH, SHM_STATE, VERSION];
 
 // ----- helpers ----------------------------------------------------------------
 
 use common::{
-    chain_ids, gone_here, made_here, read_word, rmid_made_here, sem_exists, sem_getval, sem_rmid, shm_create_private,
-    write_word, Rng,
+    chain_ids, gone_here, made_here, read_word, rmid_made_here, segs, sem_exists, sem_getval, sem_rmid,
+    shm_create_private, write_word, Rng,
 };
 
 /// Runs `f` on `share` in another thread; fails the test if it panics or takes
@@ -99,10 +102,6 @@ fn private(size: usize) -> Guard {
     Guard::new(OpenOptions::new().create(true).size(size).mode(0o600).open().expect("create private share"))
 }
 
-fn segs(len: usize) -> usize {
-    len.div_ceil(DATA).max(1)
-}
-
 // ----- the property test -----------------------------------------------------------
 
 #[derive(Debug)]
@@ -174,7 +173,7 @@ fn one_case(rng: &mut Rng, ctx0: &str, stats: &mut Stats) {
     let baseline = made_here(SIZE);
     let n = rng.below(2001) as usize;
     let value = rng.bytes(n);
-    let m = segs(n);
+    let m = segs(n, SIZE);
 
     let mut g = private(SIZE);
     let head = g.share().shmid();
@@ -191,7 +190,7 @@ fn one_case(rng: &mut Rng, ctx0: &str, stats: &mut Stats) {
     // --- corrupt one field of one segment
     let i = rng.below(m as u64) as usize;
     let field = rng.below(4) as usize;
-    let off = field * 4;
+    let off = FIELDS[field];
     let orig = read_word(ids[i], off).unwrap();
     let mut removed_id = None;
     let mut foreign_same = None;
@@ -213,14 +212,14 @@ fn one_case(rng: &mut Rng, ctx0: &str, stats: &mut Stats) {
             7 => {
                 let id = shm_create_private(SIZE);
                 g.extra.push(id);
-                write_word(id, 0, -1i32 as u32);
+                write_word(id, NEXT_SHMID, -1i32 as u32);
                 foreign_same = Some(id);
                 (id as u32, "foreign segment, same size")
             }
             _ => {
                 let id = shm_create_private(2 * SIZE);
                 g.extra.push(id);
-                write_word(id, 0, -1i32 as u32);
+                write_word(id, NEXT_SHMID, -1i32 as u32);
                 foreign_other = Some(id);
                 (id as u32, "foreign segment, other size")
             }
@@ -320,7 +319,7 @@ fn one_case(rng: &mut Rng, ctx0: &str, stats: &mut Stats) {
             stats.store_ok += 1;
             let (_fresh, r) = watched(fresh, "fetch after store", &ctx, |s| (s.fetch(), s.num_segments()));
             assert!(r.0.as_ref().is_ok_and(|v| *v == w), "{ctx}: fetch after a successful store: {}", show(&r.0));
-            assert_eq!(r.1, Ok(segs(w_len)), "{ctx}: num_segments after a successful store");
+            assert_eq!(r.1, Ok(segs(w_len, SIZE)), "{ctx}: num_segments after a successful store");
             let other = g.share().try_clone().unwrap();
             let (_other, r) = watched(other, "fetch (other handle) after store", &ctx, |s| s.fetch());
             assert!(r.as_ref().is_ok_and(|v| *v == w), "{ctx}: other handle after store: {}", show(&r));
@@ -408,7 +407,7 @@ fn dangling_link_of_killed_writer() {
     // The interrupted shrinking store: value of 3 segments written, length set,
     // segments 3.. removed, link from segment 2 not yet cut.
     let short = &long[..ds * 3 - 4];
-    write_word(head, 4, short.len() as u32);
+    write_word(head, LENGTH, short.len() as u32);
     for id in &ids[3..] {
         rmid_made_here(*id);
     }
@@ -428,7 +427,7 @@ fn dangling_link_of_killed_writer() {
         rmid_made_here(id);
         id
     };
-    write_word(ids[2], 0, extra as u32);
+    write_word(ids[2], NEXT_SHMID, extra as u32);
     assert!(matches!(b.num_segments(), Err(Error::Corrupt(_))));
     b.store(&long).expect("a store repairs a link to a removed segment");
     assert_eq!(b.held(), None);
@@ -459,15 +458,15 @@ fn cycles_and_hostile_lengths() {
     let before = made_here(S);
     type Case = (&'static str, Vec<(i32, usize, u32)>, bool);
     let cases: Vec<Case> = vec![
-        ("head links to itself", vec![(head, 0, head as u32)], true),
-        ("last links to head", vec![(ids[4], 0, head as u32)], false),
-        ("last links to itself", vec![(ids[4], 0, ids[4] as u32)], false),
-        ("two-segment cycle", vec![(ids[2], 0, ids[1] as u32)], true),
-        ("length past the chain", vec![(head, 4, (ds * 5 + 1) as u32)], true),
-        ("length i32::MAX", vec![(head, 4, i32::MAX as u32)], true),
-        ("length -1", vec![(head, 4, u32::MAX)], true),
-        ("cycle and huge length", vec![(ids[4], 0, ids[3] as u32), (head, 4, i32::MAX as u32)], true),
-        ("chain cut short", vec![(ids[1], 0, u32::MAX)], true),
+        ("head links to itself", vec![(head, NEXT_SHMID, head as u32)], true),
+        ("last links to head", vec![(ids[4], NEXT_SHMID, head as u32)], false),
+        ("last links to itself", vec![(ids[4], NEXT_SHMID, ids[4] as u32)], false),
+        ("two-segment cycle", vec![(ids[2], NEXT_SHMID, ids[1] as u32)], true),
+        ("length past the chain", vec![(head, LENGTH, (ds * 5 + 1) as u32)], true),
+        ("length i32::MAX", vec![(head, LENGTH, i32::MAX as u32)], true),
+        ("length -1", vec![(head, LENGTH, u32::MAX)], true),
+        ("cycle and huge length", vec![(ids[4], NEXT_SHMID, ids[3] as u32), (head, LENGTH, i32::MAX as u32)], true),
+        ("chain cut short", vec![(ids[1], NEXT_SHMID, u32::MAX)], true),
     ];
     for (name, writes, fetch_fails) in cases {
         let saved: Vec<(i32, usize, u32)> =

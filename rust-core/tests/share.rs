@@ -12,20 +12,18 @@ use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
+use sharelite::internals::header::{LENGTH, NEXT_SHMID, SHM_STATE, VERSION};
+use sharelite::internals::sys::{Key, IPC_PRIVATE};
 use sharelite::internals::{ShareInternals, HEADER};
 use sharelite::Errno;
 use sharelite::{Error, LockKind, OpenOptions, Share, Wait, DEFAULT_SIZE};
 
 // ----- helpers --------------------------------------------------------------
 
-/// Tag that this implementation writes into chained segments (shm_state slot);
-/// only used to find leftovers when a test panics.
-const CHAIN_TAG: u32 = 0x534c_4348;
-
 use common::{
-    chain_ids, free_key, gone_here, made_here, proc_sem_perms, proc_shm_entry, read_data, read_header, rmid_made_here,
-    sem_at_key, sem_exists, sem_mode, sem_rmid, sem_val, shm_at_key, shm_create_private, shm_rmid, shm_stat,
-    write_bytes, write_word, Rng, SHM_DEST,
+    chain_ids, free_key, gone_here, made_here, proc_sem_perms, read_data, rmid_made_here, segment, segs, sem_at_key,
+    sem_exists, sem_mode, sem_rmid, sem_val, shm_at_key, shm_create_private, shm_listed, shm_rmid, shm_stat,
+    write_data, write_word, Rng,
 };
 
 fn pattern(n: usize, seed: u64) -> Vec<u8> {
@@ -77,9 +75,7 @@ fn force_cleanup(semid: i32, head: i32, size: usize) {
     sem_rmid(semid);
     let mut ids = chain_ids(head);
     ids.extend(
-        made_here(size)
-            .into_iter()
-            .filter(|&id| id != head && read_header(id).is_some_and(|h| h[2] == CHAIN_TAG && h[3] == head as u32)),
+        made_here(size).into_iter().filter(|&id| id != head && segment(id).is_some_and(|s| s.is_chained_of(head))),
     );
     for id in ids {
         rmid_made_here(id);
@@ -95,10 +91,6 @@ fn is_errno<T: std::fmt::Debug>(r: sharelite::Result<T>, errno: i32) -> bool {
         Err(Error::Os(Errno(e))) => e == errno,
         _ => false,
     }
-}
-
-fn segs(len: usize, seg_size: usize) -> usize {
-    len.div_ceil(seg_size - HEADER).max(1)
 }
 
 // ----- open / create ----------------------------------------------------------
@@ -121,8 +113,8 @@ fn open_create_exclusive_and_missing() {
     assert_eq!(a.version().unwrap(), 1);
 
     // The head and the semaphore set are at key k.
-    let head = proc_shm_entry(a.shmid());
-    assert_eq!(head.key, k as i64);
+    let head = shm_listed(a.shmid());
+    assert_eq!(head.key, k);
     assert_eq!(head.size, 100);
     assert_eq!(sem_at_key(k), Ok(a.semid()));
     assert_eq!(sem_val(a.semid(), 0), 1, "sem[0] marks the share initialised");
@@ -186,15 +178,15 @@ fn default_size_and_small_sizes() {
     let a = Guard::new(OpenOptions::new().create(true).open().unwrap());
     assert_eq!(a.segment_size(), DEFAULT_SIZE);
     assert_eq!(DEFAULT_SIZE, 65536);
-    assert_eq!(shm_stat(a.shmid()).unwrap().shm_segsz, 65536);
+    assert_eq!(shm_stat(a.shmid()).unwrap().size, 65536);
     for size in [0, 1, 15, 16] {
         let s = private(size);
         assert_eq!(s.segment_size(), 65536, "size {size} means the default");
-        assert_eq!(shm_stat(s.shmid()).unwrap().shm_segsz, 65536);
+        assert_eq!(shm_stat(s.shmid()).unwrap().size, 65536);
     }
     let mut s = private(17);
     assert_eq!(s.segment_size(), 17);
-    assert_eq!(shm_stat(s.shmid()).unwrap().shm_segsz, 17);
+    assert_eq!(shm_stat(s.shmid()).unwrap().size, 17);
     // One data byte per segment.
     s.store(b"abc").unwrap();
     assert_eq!(s.num_segments().unwrap(), 3);
@@ -222,7 +214,7 @@ fn reopen_with_other_size_keeps_original() {
     let ids = chain_ids(a.shmid());
     assert_eq!(ids.len(), segs(1000, 100));
     for id in &ids {
-        assert_eq!(proc_shm_entry(*id).size, 100, "every segment has the head's size");
+        assert_eq!(shm_listed(*id).size, 100, "every segment has the head's size");
     }
     drop((b, c, d, e));
 }
@@ -235,18 +227,18 @@ fn check_layout(head: i32, value: &[u8], seg_size: usize) {
     let ids = chain_ids(head);
     let ds = seg_size - HEADER;
     assert_eq!(ids.len(), segs(value.len(), seg_size));
-    let h = read_header(head).unwrap();
-    assert_eq!(h[1] as i32, value.len() as i32, "head length");
+    let h = segment(head).unwrap();
+    assert_eq!(h.length(), value.len() as i32, "head length");
     for (i, id) in ids.iter().enumerate() {
         let data = read_data(*id);
         let lo = (i * ds).min(value.len());
         let hi = ((i + 1) * ds).min(value.len());
         assert_eq!(&data[..hi - lo], &value[lo..hi], "data of segment {i}");
         if i > 0 {
-            assert_eq!(read_header(*id).unwrap()[1], 0, "length of a chained segment");
+            assert_eq!(segment(*id).unwrap().length(), 0, "length of a chained segment");
         }
     }
-    assert_eq!(read_header(*ids.last().unwrap()).unwrap()[0] as i32, -1);
+    assert_eq!(segment(*ids.last().unwrap()).unwrap().next_shmid(), -1);
 }
 
 #[test]
@@ -299,9 +291,9 @@ fn store_empty_keeps_only_head() {
     a.store(b"").unwrap();
     assert_eq!(a.num_segments().unwrap(), 1);
     assert_eq!(a.fetch().unwrap(), b"");
-    let h = read_header(a.shmid()).unwrap();
-    assert_eq!(h[0] as i32, -1);
-    assert_eq!(h[1], 0);
+    let h = segment(a.shmid()).unwrap();
+    assert_eq!(h.next_shmid(), -1);
+    assert_eq!(h.length(), 0);
 }
 
 #[test]
@@ -344,7 +336,7 @@ fn shrinking_removes_segments() {
     a.store(&long).unwrap();
     let ids = chain_ids(a.shmid());
     assert_eq!(ids.len(), 10);
-    let state0 = read_header(a.shmid()).unwrap()[2];
+    let state0 = segment(a.shmid()).unwrap().shm_state();
 
     // The storing handle shrinks; nobody else has the tail attached.
     let short = pattern(84 * 3 - 1, 8);
@@ -356,7 +348,7 @@ fn shrinking_removes_segments() {
     for id in &ids[..3] {
         assert!(shm_stat(*id).is_some(), "shmid {id} of the kept chain is gone");
     }
-    let state1 = read_header(a.shmid()).unwrap()[2];
+    let state1 = segment(a.shmid()).unwrap().shm_state();
     assert_eq!(state1, state0.wrapping_add(1), "shm_state is bumped when the chain is shortened");
     assert_eq!(a.num_segments().unwrap(), 3);
     assert_eq!(b.fetch().unwrap(), short);
@@ -365,14 +357,14 @@ fn shrinking_removes_segments() {
     let mid = pattern(84 * 6, 9);
     a.store(&mid).unwrap();
     a.store(&mid).unwrap();
-    assert_eq!(read_header(a.shmid()).unwrap()[2], state1);
+    assert_eq!(segment(a.shmid()).unwrap().shm_state(), state1);
 
     // b has the 6-segment chain attached; a shrinks through other ids, b follows.
     assert_eq!(b.fetch().unwrap(), mid);
     let ids6 = chain_ids(a.shmid());
     assert_eq!(ids6.len(), 6);
     a.store(b"tiny").unwrap();
-    assert_eq!(read_header(a.shmid()).unwrap()[2], state1.wrapping_add(1));
+    assert_eq!(segment(a.shmid()).unwrap().shm_state(), state1.wrapping_add(1));
     assert_eq!(b.fetch().unwrap(), b"tiny");
     assert_eq!(b.num_segments().unwrap(), 1);
     // Once b has seen the new shm_state it must have let go of the removed segments.
@@ -401,7 +393,7 @@ fn version_increments_and_wraps() {
     let mut a = private(100);
     let mut b = a.try_clone().unwrap();
     assert_eq!(a.version().unwrap(), 1);
-    assert_eq!(read_header(a.shmid()).unwrap()[3], 1);
+    assert_eq!(segment(a.shmid()).unwrap().version(), 1);
     a.store(b"one").unwrap();
     assert_eq!(a.version().unwrap(), 2);
     assert_eq!(b.version().unwrap(), 2);
@@ -415,7 +407,7 @@ fn version_increments_and_wraps() {
     assert_eq!(b.version().unwrap(), 4);
 
     // Wrap: version is a uint32 that wraps.
-    write_word(a.shmid(), 12, u32::MAX - 1);
+    write_word(a.shmid(), VERSION, u32::MAX - 1);
     assert_eq!(a.version().unwrap(), u32::MAX - 1);
     a.store(b"x").unwrap();
     assert_eq!(b.version().unwrap(), u32::MAX);
@@ -426,9 +418,9 @@ fn version_increments_and_wraps() {
     assert_eq!(b.fetch().unwrap(), pattern(300, 13));
 
     // shm_state wraps too (it is bumped on every shrink).
-    write_word(a.shmid(), 8, u32::MAX);
+    write_word(a.shmid(), SHM_STATE, u32::MAX);
     a.store(b"z").unwrap();
-    assert_eq!(read_header(a.shmid()).unwrap()[2], 0);
+    assert_eq!(segment(a.shmid()).unwrap().shm_state(), 0);
     assert_eq!(b.fetch().unwrap(), b"z");
     assert_eq!(b.num_segments().unwrap(), 1);
     drop(b);
@@ -761,9 +753,9 @@ fn check_removed(a: Guard, ids: &[i32]) {
     for id in &ids[1..] {
         assert!(gone_here(*id), "chained shmid {id} survived remove()");
     }
-    if let Some(d) = shm_stat(ids[0]) {
-        assert!(common::perm_mode(d.shm_perm.mode as u32) & SHM_DEST != 0, "head {} not marked for removal", ids[0]);
-        assert_eq!(d.shm_perm.__key, libc::IPC_PRIVATE, "head key not freed");
+    if let Some(st) = shm_stat(ids[0]) {
+        assert!(st.removed, "head {} not marked for removal", ids[0]);
+        assert_eq!(st.key, IPC_PRIVATE, "head key not freed");
     }
     drop(a);
     assert!(gone_here(ids[0]), "head {} survived remove() and drop", ids[0]);
@@ -784,19 +776,19 @@ fn remove_while_other_handle_grew_chain() {
 
 // ----- segments: keys and modes ---------------------------------------------------------
 
-fn check_modes(a: &mut Share, mode: u32, head_key: i64) {
+fn check_modes(a: &mut Share, mode: u32, head_key: Key) {
     a.store(&pattern(500, 19)).unwrap();
     let ids = chain_ids(a.shmid());
     assert_eq!(ids.len(), 6);
-    let head = proc_shm_entry(ids[0]);
+    let head = shm_listed(ids[0]);
     assert_eq!(head.key, head_key);
-    assert_eq!(head.perms & 0o777, mode, "head perms");
+    assert_eq!(head.mode, mode, "head perms");
     for id in &ids[1..] {
-        let e = proc_shm_entry(*id);
+        let e = shm_listed(*id);
         assert_eq!(e.key, 0, "chained segment {id} must be IPC_PRIVATE");
-        assert_eq!(e.perms & 0o777, mode, "chained segment {id} perms");
+        assert_eq!(e.mode, mode, "chained segment {id} perms");
         assert_eq!(e.size, a.segment_size());
-        assert_eq!(e.cpid, std::process::id());
+        assert_eq!(e.cpid as u32, std::process::id());
     }
     assert_eq!(sem_mode(a.semid()), mode, "semaphore set perms");
     assert_eq!(proc_sem_perms(a.semid()) & 0o777, mode);
@@ -810,12 +802,12 @@ fn chained_segments_private_with_share_mode() {
     check_modes(&mut d, 0o666, 0);
     let k = free_key();
     let mut k3 = Guard::new(OpenOptions::new().key(k).create(true).size(100).mode(0o640).open().unwrap());
-    check_modes(&mut k3, 0o640, k as i64);
+    check_modes(&mut k3, 0o640, k);
     // A later store that grows the chain uses the same mode.
     k3.store(&pattern(84 * 9, 20)).unwrap();
     for id in &chain_ids(k3.shmid())[1..] {
-        let e = proc_shm_entry(*id);
-        assert_eq!((e.key, e.perms & 0o777), (0, 0o640));
+        let e = shm_listed(*id);
+        assert_eq!((e.key, e.mode), (0, 0o640));
     }
 }
 
@@ -834,14 +826,14 @@ fn reads_a_chain_written_by_another_implementation() {
     for (i, id) in ids.iter().enumerate() {
         let chunk = &value[(i * 48).min(value.len())..((i + 1) * 48).min(value.len())];
         let next = ids.get(i + 1).copied().unwrap_or(-1);
-        write_word(*id, 0, next as u32);
+        write_word(*id, NEXT_SHMID, next as u32);
         if i > 0 {
-            write_word(*id, 4, 0);
+            write_word(*id, LENGTH, 0);
         }
-        write_bytes(*id, HEADER, chunk);
+        write_data(*id, chunk);
     }
-    write_word(a.shmid(), 4, value.len() as u32);
-    write_word(a.shmid(), 12, 77);
+    write_word(a.shmid(), LENGTH, value.len() as u32);
+    write_word(a.shmid(), VERSION, 77);
     let mut b = a.try_clone().unwrap();
     assert_eq!(b.fetch().unwrap(), value);
     assert_eq!(b.num_segments().unwrap(), 4);
@@ -956,7 +948,7 @@ fn removed_but_still_attached_segments_are_cut_off() {
 
     // The killed 0.17 writer: stored a one-segment value, removed the
     // surplus, died before cutting the link (shm_state not bumped either).
-    write_word(ids[0], 4, 10);
+    write_word(ids[0], LENGTH, 10);
     shm_rmid(ids[1]);
     shm_rmid(ids[2]);
 
@@ -983,7 +975,7 @@ fn store_cuts_damaged_links_and_spares_their_targets() {
     let foreign = shm_create_private(4096);
     for bad in [foreign, ids[0], -7] {
         // The second segment now links to something it must not follow.
-        write_word(ids[1], 0, bad as u32);
+        write_word(ids[1], NEXT_SHMID, bad as u32);
         let mut b = a.try_clone().unwrap();
         let value = pattern(data * 4, bad as u64);
         b.store(&value).unwrap();
@@ -994,6 +986,6 @@ fn store_cuts_damaged_links_and_spares_their_targets() {
         a.store(&pattern(data * 2, 1)).unwrap();
     }
     let ds = shm_stat(foreign).expect("the foreign segment is still there");
-    assert_eq!(ds.shm_segsz, 4096);
+    assert_eq!(ds.size, 4096);
     shm_rmid(foreign);
 }
