@@ -240,3 +240,17 @@ impl Segment {
         self.write(off, v)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The header's layout is the wire format (doc/FORMAT.md, 2): four
+    /// native-endian 32-bit words, in this order, that 0.17 also reads. The
+    /// integration tests write through these constants, so this pins them.
+    #[test]
+    fn header_layout_is_the_wire_format() {
+        assert_eq!((NEXT_SHMID, LENGTH, SHM_STATE, VERSION, HEADER), (0, 4, 8, 12, 16));
+        assert_eq!(&CHAIN_TAG.to_be_bytes(), b"SLCH");
+    }
+}
