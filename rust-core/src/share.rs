@@ -61,7 +61,7 @@ struct Stamp {
     shm_state: u32,
 }
 
-/// A fetch between [`Share::fetch_begin`] and [`Share::finish_fetch`].
+/// A fetch between [`Share::begin_fetch`] and [`Share::finish_fetch`].
 #[derive(Debug)]
 struct PendingFetch {
     took_lock: bool,
@@ -162,6 +162,22 @@ impl Share {
         }
     }
 
+    /// The start of every call that acts on the share: fails after
+    /// [`Share::remove`], and ends a fetch the caller left half done (one
+    /// [`Share::begin_fetch`] not followed by [`Share::finish_fetch`]),
+    /// releasing the lock it took. Whether the caller kept what that fetch
+    /// found is unknown, so the next fetch copies.
+    fn enter(&mut self) -> Result<()> {
+        self.usable()?;
+        if let Some(p) = self.pending.take() {
+            self.last_fetch = None;
+            if p.took_lock {
+                let _ = lock::release(self.semid, LockKind::Shared);
+            }
+        }
+        Ok(())
+    }
+
     /// The head's version: 1 when created, +1 for every store (wrapping).
     /// Read without a lock, as 0.17 does.
     ///
@@ -207,8 +223,7 @@ impl Share {
     /// when a signal interrupted the wait, `EIDRM`/`EINVAL` when the share was
     /// removed elsewhere.
     pub fn lock(&mut self, kind: LockKind, wait: Wait) -> Result<bool> {
-        self.usable()?;
-        self.end_fetch();
+        self.enter()?;
         if self.lock == Some(kind) {
             return Ok(true);
         }
@@ -250,8 +265,7 @@ impl Share {
     /// [`Error::Removed`] after [`Share::remove`]; [`Error::Os`] when the
     /// semaphore set was removed elsewhere.
     pub fn unlock(&mut self) -> Result<()> {
-        self.usable()?;
-        self.end_fetch();
+        self.enter()?;
         if let Some(kind) = self.lock.take() {
             lock::release(self.semid, kind)?;
         }
@@ -261,8 +275,7 @@ impl Share {
     /// Runs `f` holding the exclusive lock, then puts the handle's lock back
     /// as it was, on every path.
     fn with_exclusive<T>(&mut self, f: impl FnOnce(&mut Share) -> Result<T>) -> Result<T> {
-        self.usable()?;
-        self.end_fetch();
+        self.enter()?;
         let before = self.lock;
         if before != Some(LockKind::Exclusive) {
             self.lock(LockKind::Exclusive, Wait::Forever)?;
@@ -345,8 +358,7 @@ impl Share {
     /// stored since the last completed fetch through this handle. Must be
     /// followed by [`Share::finish_fetch`]; any other call ends it first.
     pub(crate) fn begin_fetch(&mut self, have_copy: bool) -> Result<(usize, bool)> {
-        self.usable()?;
-        self.end_fetch();
+        self.enter()?;
         let took_lock = self.lock.is_none();
         if took_lock {
             lock::take(self.semid, LockKind::Shared, Wait::Forever)?;
@@ -399,14 +411,6 @@ impl Share {
         self.last_fetch = if complete { Some(p.stamp) } else { None };
         if p.took_lock {
             let _ = lock::release(self.semid, LockKind::Shared);
-        }
-    }
-
-    /// Ends a fetch left half done (by a caller that went on to another call).
-    fn end_fetch(&mut self) {
-        if self.pending.is_some() {
-            self.finish_fetch(None);
-            self.last_fetch = None;
         }
     }
 
@@ -463,8 +467,7 @@ impl Share {
     /// # Errors
     /// As [`Share::fetch_into`].
     pub fn num_segments(&mut self) -> Result<usize> {
-        self.usable()?;
-        self.end_fetch();
+        self.enter()?;
         self.with_shared(|s| {
             s.chain.sync_state();
             s.chain.attach_all()
@@ -488,8 +491,7 @@ impl Share {
     /// [`Error::Removed`] when already removed through this handle;
     /// [`Error::Os`] when the lock cannot be had or the semaphore set is gone.
     pub fn remove(&mut self) -> Result<()> {
-        self.usable()?;
-        self.end_fetch();
+        self.enter()?;
         if self.lock != Some(LockKind::Exclusive) {
             self.lock(LockKind::Exclusive, Wait::Forever)?;
         }
