@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use libc::{c_char, c_int, size_t};
 
-use sharelite::internals::ShareInternals;
+use sharelite::internals::{Kept, Plan, ShareInternals};
 use sharelite::{Errno, Error, LockKind, Result, Share, Wait};
 
 /// Success.
@@ -171,11 +171,11 @@ pub unsafe extern "C" fn sl_share_fetch_begin(
 ) -> c_int {
     guard(|| {
         // SAFETY: the caller guarantees a live handle.
-        let (len, unchanged) = unsafe { share_mut(share) }?.fetch_begin(have_copy != 0)?;
+        let (len, plan) = unsafe { share_mut(share) }?.fetch_begin(Kept { copy: have_copy != 0, room: 0 })?;
         // SAFETY: the caller guarantees the out pointers are writable.
         unsafe {
             *out_len = len;
-            *out_unchanged = unchanged as c_int;
+            *out_unchanged = (plan == Plan::Unchanged) as c_int;
         }
         Ok(SL_OK)
     })
