@@ -316,8 +316,8 @@ static void store(struct handle *h, const char *buf, size_t n)
 static size_t fetch(struct handle *h, char *buf)
 {
     size_t len = 0;
-    int unchanged = 0;
-    check(sl_share_fetch_begin(h->share, 0, &len, &unchanged), "fetch_begin");
+    int plan = 0;
+    check(sl_share_fetch_begin(h->share, 0, 0, &len, &plan), "fetch_begin");
     check(sl_share_fetch_finish(h->share, (uint8_t *)buf, len), "fetch_finish");
     return len;
 }
@@ -325,9 +325,10 @@ static size_t fetch(struct handle *h, char *buf)
 static size_t fetch_kept(struct handle *h, char *buf)
 {
     size_t len = 0;
-    int unchanged = 0;
-    check(sl_share_fetch_begin(h->share, 1, &len, &unchanged), "fetch_begin");
-    if (unchanged)
+    int plan = 0;
+    /* A kept copy (buf) but no room reported: any plan but unchanged copies into buf. */
+    check(sl_share_fetch_begin(h->share, 1, 0, &len, &plan), "fetch_begin");
+    if (plan == SL_FETCH_UNCHANGED)
         check(sl_share_fetch_finish(h->share, NULL, 0), "fetch_finish");
     else
         check(sl_share_fetch_finish(h->share, (uint8_t *)buf, len), "fetch_finish");

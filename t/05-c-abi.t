@@ -1,6 +1,6 @@
 # The C ABI header the XS glue compiles against (xs/sharelite.h) declares
-# exactly the functions the Rust core exports (ffi/src/lib.rs), and the
-# built XS module exports nothing but its boot function.
+# exactly the functions the Rust core exports (ffi/src/lib.rs), with the same
+# constants, and the built XS module exports nothing but its boot function.
 use strict;
 use warnings;
 use lib 't/lib';
@@ -38,6 +38,13 @@ for my $name ( sort keys %declared ) {
   my $count = sub { my $a = shift; $a =~ s/^\s+|\s+$//g; return 0 if $a eq '' || $a eq 'void'; scalar split /,/, $a };
   is( $count->( $c_args ), $count->( $rs_args ), "$name takes the same number of arguments on both sides" );
 }
+
+# The header's SL_ constants (status codes, fetch plans) have the values the
+# Rust side gives them.
+my %c_const  = $header =~ /^#define\s+(SL_[A-Z_]+)\s+\(?(-?\d+)\)?/mg;
+my %rs_const = $ffi =~ /^pub const (SL_[A-Z_]+): c_int = (-?\d+);/mg;
+ok( scalar keys %c_const, 'the header defines constants' );
+is_deeply( \%c_const, \%rs_const, 'header and Rust define the same SL_ constants, with the same values' );
 
 my ( $so ) = glob( "$root/blib/arch/auto/IPC/ShareLite/ShareLite.$Config{dlext}" );
 SKIP: {

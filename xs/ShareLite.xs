@@ -14,7 +14,7 @@
 #include "sharelite.h"
 
 /* Copy-on-write string copies, which the core makes by default but XS must
- * ask for. Safe here: no buffer is written while it is shared (see reusable). */
+ * ask for. Safe here: no buffer is written while it is shared (see kept_room). */
 #ifndef SV_COW_OTHER_PVS
 #  define SV_COW_OTHER_PVS 0
 #endif
@@ -23,23 +23,22 @@
 #endif
 #define COW_FLAGS (SV_COW_SHARED_HASH_KEYS | SV_COW_OTHER_PVS)
 
-/* Values shorter than this are copied afresh on every fetch: perl shares
- * (copy-on-write) only larger buffers, and copying a small one is cheap. */
-#define CACHE_MIN 4096
-
-/* True when the kept value's buffer can take the next value of len bytes in
- * place: nobody else shares it any more (every copy handed out was dropped
- * or written to), and it fits without wasting much. */
-static int
-reusable(SV *kept, size_t len)
+/* A fact for the core's fetch cache, which decides (rust-core/src/
+ * fetch_cache.rs): how many bytes of a value the kept copy's buffer can take
+ * in place. 0 unless it is a string buffer of its own that nobody else shares
+ * any more (every copy handed out was dropped or written to) and that may be
+ * written. Two of its bytes are perl's: the NUL and the copy-on-write count. */
+static size_t
+kept_room(SV *kept)
 {
 #ifdef PERL_COPY_ON_WRITE
-    if (!SvPOK(kept) || SvREADONLY(kept) || SvLEN(kept) < len + 2 || SvLEN(kept) > len + len / 2 + 4096)
+    if (!SvPOK(kept) || SvREADONLY(kept) || SvLEN(kept) < 2)
         return 0;
-    return !SvIsCOW(kept) || CowREFCNT(kept) == 0;
+    if (SvIsCOW(kept) && CowREFCNT(kept) != 0)
+        return 0;
+    return SvLEN(kept) - 2;
 #else
     (void)kept;
-    (void)len;
     return 0;
 #endif
 }
@@ -248,26 +247,27 @@ fetch(self)
     SV *cache;
     SV *value;
     size_t len = 0;
-    int unchanged = 0;
+    int plan = SL_FETCH_FILL_NEW;
     int rc;
   PPCODE:
     mg = open_magic(aTHX_ self);
     share = (sl_share *)mg->mg_ptr;
-    /* A large value is kept after a fetch and handed out again as a
-     * copy-on-write copy while the head says nothing was stored since. */
+    /* The value of the last fetch may be kept here and handed out again as a
+     * copy-on-write copy: the core decides, from what is kept (read afresh on
+     * every try, as a signal handler may have fetched through this object). */
     cache = mg->mg_obj;
     do
-        rc = sl_share_fetch_begin(share, cache && SvPOK(cache) ? 1 : 0, &len, &unchanged);
+        rc = sl_share_fetch_begin(share, cache && SvPOK(cache) ? 1 : 0, cache ? kept_room(cache) : 0, &len, &plan);
     while (INTERRUPTED(rc));
     if (rc != SL_OK)
         croak_core(aTHX_ "fetch()");
-    if (unchanged) {
+    if (plan == SL_FETCH_UNCHANGED) {
         sl_share_fetch_finish(share, NULL, 0);
         value = newSV(0);
         sv_setsv_flags(value, cache, COW_FLAGS);
-    } else if (cache && len >= CACHE_MIN && reusable(cache, len)) {
-        /* Fill the kept buffer in place (no allocation) and hand out a
-         * copy-on-write copy of it. */
+    } else if (plan == SL_FETCH_FILL_KEPT) {
+        /* Fill the kept buffer in place (no allocation; len <= its room) and
+         * hand out a copy-on-write copy of it. */
         sl_share_fetch_finish(share, (uint8_t *)SvPVX(cache), len);
         SvCUR_set(cache, len);
         *SvEND(cache) = '\0';
@@ -281,7 +281,7 @@ fetch(self)
         SvCUR_set(value, len);
         *SvEND(value) = '\0';
         if (cache) {
-            if (len >= CACHE_MIN)
+            if (plan == SL_FETCH_FILL_NEW_KEEP)
                 sv_setsv_flags(cache, value, COW_FLAGS);
             else if (SvOK(cache))
                 sv_setsv(cache, &PL_sv_undef);

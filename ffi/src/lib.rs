@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use libc::{c_char, c_int, size_t};
 
-use sharelite::internals::ShareInternals;
+use sharelite::internals::{Kept, Plan, ShareInternals};
 use sharelite::{Errno, Error, LockKind, Result, Share, Wait};
 
 /// Success.
@@ -25,6 +25,16 @@ pub const SL_OK: c_int = 0;
 pub const SL_WOULD_BLOCK: c_int = 1;
 /// Failure: `errno` is set and `sl_last_error` has the message.
 pub const SL_ERROR: c_int = -1;
+
+/// `sl_share_fetch_begin`'s plan: hand out the kept copy again (finish with
+/// no buffer).
+pub const SL_FETCH_UNCHANGED: c_int = 0;
+/// Copy the value into the kept copy's buffer in place.
+pub const SL_FETCH_FILL_KEPT: c_int = 1;
+/// Copy the value into a new buffer and drop the kept copy.
+pub const SL_FETCH_FILL_NEW: c_int = 2;
+/// Copy the value into a new buffer and keep it as the copy.
+pub const SL_FETCH_FILL_NEW_KEEP: c_int = 3;
 
 const LOCK_SH: c_int = 1;
 const LOCK_EX: c_int = 2;
@@ -155,10 +165,14 @@ pub unsafe extern "C" fn sl_share_store(share: *mut sl_share, data: *const u8, l
     })
 }
 
-/// First half of a fetch (see `ShareInternals::fetch_begin`): `out_len` gets the
-/// length, `out_unchanged` 1 when `have_copy` is non-zero and nothing was
-/// stored since the last fetch through this handle. On success the caller
-/// must call `sl_share_fetch_finish`.
+/// First half of a fetch (see `ShareInternals::fetch_begin`). The caller
+/// reports facts: `have_copy` non-zero when it keeps a copy of the value its
+/// last fetch returned, `kept_room` how many bytes of a value that copy's
+/// buffer can take in place (0 unless nobody else shares it and it may be
+/// written). `out_len` gets the value's length, `out_plan` what to do with
+/// it: an `SL_FETCH_*` constant (`SL_FETCH_UNCHANGED` and `SL_FETCH_FILL_KEPT`
+/// only when `have_copy` is set, the latter only when `out_len` <=
+/// `kept_room`). On success the caller must call `sl_share_fetch_finish`.
 ///
 /// # Safety
 /// `share` must be a live handle; the out pointers valid for writes.
@@ -166,24 +180,33 @@ pub unsafe extern "C" fn sl_share_store(share: *mut sl_share, data: *const u8, l
 pub unsafe extern "C" fn sl_share_fetch_begin(
     share: *mut sl_share,
     have_copy: c_int,
+    kept_room: size_t,
     out_len: *mut size_t,
-    out_unchanged: *mut c_int,
+    out_plan: *mut c_int,
 ) -> c_int {
     guard(|| {
+        let kept = Kept { copy: have_copy != 0, room: kept_room };
         // SAFETY: the caller guarantees a live handle.
-        let (len, unchanged) = unsafe { share_mut(share) }?.fetch_begin(have_copy != 0)?;
+        let (len, plan) = unsafe { share_mut(share) }?.fetch_begin(kept)?;
+        let plan = match plan {
+            Plan::Unchanged => SL_FETCH_UNCHANGED,
+            Plan::FillKept => SL_FETCH_FILL_KEPT,
+            Plan::FillNew { keep: false } => SL_FETCH_FILL_NEW,
+            Plan::FillNew { keep: true } => SL_FETCH_FILL_NEW_KEEP,
+        };
         // SAFETY: the caller guarantees the out pointers are writable.
         unsafe {
             *out_len = len;
-            *out_unchanged = unchanged as c_int;
+            *out_plan = plan;
         }
         Ok(SL_OK)
     })
 }
 
 /// Second half of a fetch: copies the value into `buf` (`len` must be the
-/// length `sl_share_fetch_begin` gave; `buf` null keeps the caller's copy)
-/// and releases the lock the fetch took.
+/// length `sl_share_fetch_begin` gave; `buf` null for `SL_FETCH_UNCHANGED`,
+/// when the caller hands out its kept copy) and releases the lock the fetch
+/// took.
 ///
 /// # Safety
 /// `share` must be a live handle; `buf` null or valid for `len` bytes of writes.

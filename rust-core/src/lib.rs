@@ -29,6 +29,7 @@
 mod chain;
 mod copy;
 mod error;
+mod fetch_cache;
 mod lock;
 mod open;
 mod orphans;
@@ -48,6 +49,7 @@ pub use sys::{Errno, Key};
 #[cfg(feature = "internals")]
 #[doc(hidden)]
 pub mod internals {
+    pub use crate::fetch_cache::{fits, Kept, Plan, KEEP_MIN, MAX_SPARE};
     pub use crate::segment::{Segment, CHAIN_TAG, HEADER};
     pub use crate::share::ShareInternals;
     /// Byte offsets of the header's words (doc/FORMAT.md, 2), for

@@ -5,6 +5,7 @@ use libc::c_int;
 
 use crate::chain::{Chain, Grow};
 use crate::error::{Error, Result};
+use crate::fetch_cache::{FetchCache, Kept, Plan, Stamp};
 use crate::lock::{self, LockKind, Wait};
 use crate::open::{self, OpenOptions};
 use crate::orphans;
@@ -53,21 +54,12 @@ impl OpenOptions {
     }
 }
 
-/// What a fetch saw of the head; equal stamps mean an unchanged value.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-struct Stamp {
-    version: u32,
-    length: i32,
-    shm_state: u32,
-}
-
-/// A fetch between [`Share::fetch_begin`] and [`Share::finish_fetch`].
+/// A fetch between [`Share::begin_fetch`] and [`Share::finish_fetch`].
 #[derive(Debug)]
 struct PendingFetch {
     took_lock: bool,
-    stamp: Stamp,
-    len: usize,
-    unchanged: bool,
+    seen: Stamp,
+    plan: Plan,
 }
 
 /// An open share.
@@ -81,7 +73,7 @@ pub struct Share {
     semid: c_int,
     chain: Chain,
     lock: Option<LockKind>,
-    last_fetch: Option<Stamp>,
+    cache: FetchCache,
     pending: Option<PendingFetch>,
     removed: bool,
     destroy: bool,
@@ -107,7 +99,7 @@ impl Share {
             semid,
             chain: Chain::new(head, mode),
             lock: None,
-            last_fetch: None,
+            cache: FetchCache::default(),
             pending: None,
             removed: false,
             destroy: false,
@@ -162,6 +154,22 @@ impl Share {
         }
     }
 
+    /// The start of every call that acts on the share: fails after
+    /// [`Share::remove`], and ends a fetch the caller left half done (one
+    /// [`Share::begin_fetch`] not followed by [`Share::finish_fetch`]),
+    /// releasing the lock it took. Whether the caller kept what that fetch
+    /// found is unknown, so the next fetch copies.
+    fn enter(&mut self) -> Result<()> {
+        self.usable()?;
+        if let Some(p) = self.pending.take() {
+            self.cache.forget();
+            if p.took_lock {
+                let _ = lock::release(self.semid, LockKind::Shared);
+            }
+        }
+        Ok(())
+    }
+
     /// The head's version: 1 when created, +1 for every store (wrapping).
     /// Read without a lock, as 0.17 does.
     ///
@@ -207,8 +215,7 @@ impl Share {
     /// when a signal interrupted the wait, `EIDRM`/`EINVAL` when the share was
     /// removed elsewhere.
     pub fn lock(&mut self, kind: LockKind, wait: Wait) -> Result<bool> {
-        self.usable()?;
-        self.end_fetch();
+        self.enter()?;
         if self.lock == Some(kind) {
             return Ok(true);
         }
@@ -250,8 +257,7 @@ impl Share {
     /// [`Error::Removed`] after [`Share::remove`]; [`Error::Os`] when the
     /// semaphore set was removed elsewhere.
     pub fn unlock(&mut self) -> Result<()> {
-        self.usable()?;
-        self.end_fetch();
+        self.enter()?;
         if let Some(kind) = self.lock.take() {
             lock::release(self.semid, kind)?;
         }
@@ -261,8 +267,7 @@ impl Share {
     /// Runs `f` holding the exclusive lock, then puts the handle's lock back
     /// as it was, on every path.
     fn with_exclusive<T>(&mut self, f: impl FnOnce(&mut Share) -> Result<T>) -> Result<T> {
-        self.usable()?;
-        self.end_fetch();
+        self.enter()?;
         let before = self.lock;
         if before != Some(LockKind::Exclusive) {
             self.lock(LockKind::Exclusive, Wait::Forever)?;
@@ -341,20 +346,19 @@ impl Share {
 
     /// First half of a fetch: takes the shared lock unless a lock is held,
     /// validates the header and attaches what the value needs. Returns the
-    /// value's length, and `true` when `have_copy` is set and nothing was
-    /// stored since the last completed fetch through this handle. Must be
-    /// followed by [`Share::finish_fetch`]; any other call ends it first.
-    pub(crate) fn begin_fetch(&mut self, have_copy: bool) -> Result<(usize, bool)> {
-        self.usable()?;
-        self.end_fetch();
+    /// value's length and what the caller, holding `kept`, does with it
+    /// ([`FetchCache::plan`]). Must be followed by [`Share::finish_fetch`];
+    /// any other call ends it first.
+    pub(crate) fn begin_fetch(&mut self, kept: Kept) -> Result<(usize, Plan)> {
+        self.enter()?;
         let took_lock = self.lock.is_none();
         if took_lock {
             lock::take(self.semid, LockKind::Shared, Wait::Forever)?;
         }
-        match self.fetch_prepare(have_copy) {
-            Ok((len, stamp, unchanged)) => {
-                self.pending = Some(PendingFetch { took_lock, stamp, len, unchanged });
-                Ok((len, unchanged))
+        match self.fetch_prepare(kept) {
+            Ok((seen, plan)) => {
+                self.pending = Some(PendingFetch { took_lock, seen, plan });
+                Ok((seen.len(), plan))
             }
             Err(e) => {
                 if took_lock {
@@ -365,48 +369,34 @@ impl Share {
         }
     }
 
-    fn fetch_prepare(&mut self, have_copy: bool) -> Result<(usize, Stamp, bool)> {
+    fn fetch_prepare(&mut self, kept: Kept) -> Result<(Stamp, Plan)> {
         self.chain.sync_state();
         let head = self.chain.head();
         let length = head.length();
         if length < 0 {
             return Err(Error::Corrupt("negative length"));
         }
-        let stamp = Stamp { version: head.version(), length, shm_state: self.chain.shm_state() };
-        if have_copy && self.last_fetch == Some(stamp) {
-            return Ok((length as usize, stamp, true));
+        let seen = Stamp { version: head.version(), length, shm_state: self.chain.shm_state() };
+        let plan = self.cache.plan(seen, kept);
+        if plan != Plan::Unchanged {
+            self.chain.ensure(self.chain.segments_for(seen.len()), Grow::No)?;
         }
-        let len = length as usize;
-        self.chain.ensure(self.chain.segments_for(len), Grow::No)?;
-        Ok((len, stamp, false))
+        Ok((seen, plan))
     }
 
     /// Second half of a fetch: copies the value into `out` (exactly the length
-    /// `begin_fetch` returned; `None` to keep the caller's unchanged copy) and
-    /// releases the lock `begin_fetch` took.
+    /// `begin_fetch` returned; `None` to hand out the caller's unchanged
+    /// copy) and releases the lock `begin_fetch` took.
     pub(crate) fn finish_fetch(&mut self, out: Option<&mut [u8]>) {
         let Some(p) = self.pending.take() else { return };
-        // The caller holds the value now if it kept an unchanged copy or got
-        // the whole value here; only then may a later fetch say "unchanged".
-        let complete = match out {
-            Some(buf) => {
-                let n = p.len.min(buf.len());
-                self.chain.read_value(&mut buf[..n]);
-                n == p.len
-            }
-            None => p.unchanged,
-        };
-        self.last_fetch = if complete { Some(p.stamp) } else { None };
+        let copied = out.map(|buf| {
+            let n = p.seen.len().min(buf.len());
+            self.chain.read_value(&mut buf[..n]);
+            n
+        });
+        self.cache.finished(p.seen, p.plan, copied);
         if p.took_lock {
             let _ = lock::release(self.semid, LockKind::Shared);
-        }
-    }
-
-    /// Ends a fetch left half done (by a caller that went on to another call).
-    fn end_fetch(&mut self) {
-        if self.pending.is_some() {
-            self.finish_fetch(None);
-            self.last_fetch = None;
         }
     }
 
@@ -427,7 +417,7 @@ impl Share {
     /// loop, a length past the chain, a dangling link): nothing is changed;
     /// [`Error::Removed`]; [`Error::Os`] when the lock cannot be had.
     pub fn fetch_into(&mut self, buf: &mut Vec<u8>) -> Result<()> {
-        let (len, _) = self.begin_fetch(false)?;
+        let (len, _) = self.begin_fetch(Kept::NONE)?;
         buf.clear();
         buf.resize(len, 0);
         self.finish_fetch(Some(buf));
@@ -463,8 +453,7 @@ impl Share {
     /// # Errors
     /// As [`Share::fetch_into`].
     pub fn num_segments(&mut self) -> Result<usize> {
-        self.usable()?;
-        self.end_fetch();
+        self.enter()?;
         self.with_shared(|s| {
             s.chain.sync_state();
             s.chain.attach_all()
@@ -488,8 +477,7 @@ impl Share {
     /// [`Error::Removed`] when already removed through this handle;
     /// [`Error::Os`] when the lock cannot be had or the semaphore set is gone.
     pub fn remove(&mut self) -> Result<()> {
-        self.usable()?;
-        self.end_fetch();
+        self.enter()?;
         if self.lock != Some(LockKind::Exclusive) {
             self.lock(LockKind::Exclusive, Wait::Forever)?;
         }
@@ -500,7 +488,7 @@ impl Share {
         orphans::sweep(head, head_ctime, self.chain.seg_size(), self.chain.mode());
         self.removed = true;
         self.lock = None;
-        self.last_fetch = None;
+        self.cache.forget();
         // Nothing touches the head once `removed` is set (every entry point
         // checks `usable` first): unmap it now, so the segment goes at once.
         self.chain.detach_head();
@@ -522,16 +510,16 @@ pub trait ShareInternals: Sized {
     fn open_raw(key: Key, size: usize, flags: c_int) -> Result<Self>;
     /// First half of a fetch: takes the shared lock unless a lock is held,
     /// validates the header and attaches what the value needs. Returns the
-    /// value's length, and `true` when `have_copy` is set and nothing was
-    /// stored since the last completed fetch through this handle. Must be
-    /// followed by [`ShareInternals::fetch_finish`]; any other call ends it.
+    /// value's length and what the caller, holding `kept`, does with it (the
+    /// fetch cache's decision, `fetch_cache.rs`). Must be followed by
+    /// [`ShareInternals::fetch_finish`]; any other call ends it.
     ///
     /// # Errors
     /// As [`Share::fetch`].
-    fn fetch_begin(&mut self, have_copy: bool) -> Result<(usize, bool)>;
+    fn fetch_begin(&mut self, kept: Kept) -> Result<(usize, Plan)>;
     /// Second half of a fetch: copies the value into `out` (exactly the
-    /// length `fetch_begin` returned; `None` to keep the caller's unchanged
-    /// copy) and releases the lock `fetch_begin` took.
+    /// length `fetch_begin` returned; `None` to hand out the caller's
+    /// unchanged copy) and releases the lock `fetch_begin` took.
     fn fetch_finish(&mut self, out: Option<&mut [u8]>);
 }
 
@@ -540,8 +528,8 @@ impl ShareInternals for Share {
     fn open_raw(key: Key, size: usize, flags: c_int) -> Result<Share> {
         Share::open_with_flags(key, size, flags)
     }
-    fn fetch_begin(&mut self, have_copy: bool) -> Result<(usize, bool)> {
-        self.begin_fetch(have_copy)
+    fn fetch_begin(&mut self, kept: Kept) -> Result<(usize, Plan)> {
+        self.begin_fetch(kept)
     }
     fn fetch_finish(&mut self, out: Option<&mut [u8]>) {
         self.finish_fetch(out)

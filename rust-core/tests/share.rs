@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use sharelite::internals::header::{LENGTH, NEXT_SHMID, SHM_STATE, VERSION};
 use sharelite::internals::sys::{Key, IPC_PRIVATE};
-use sharelite::internals::{ShareInternals, HEADER};
+use sharelite::internals::{Kept, Plan, ShareInternals, HEADER, KEEP_MIN};
 use sharelite::Errno;
 use sharelite::{Error, LockKind, OpenOptions, Share, Wait, DEFAULT_SIZE};
 
@@ -617,6 +617,11 @@ fn fetch_waits_for_writer() {
 
 // ----- fetch_begin / fetch_finish ----------------------------------------------------
 
+/// A kept copy whose buffer cannot be written in place.
+const COPY: Kept = Kept { copy: true, room: 0 };
+/// The plan for a value too small to keep.
+const SMALL: Plan = Plan::FillNew { keep: false };
+
 #[test]
 fn fetch_begin_have_copy() {
     let mut a = private(100);
@@ -624,57 +629,57 @@ fn fetch_begin_have_copy() {
     a.store(b"abc").unwrap();
 
     // No completed fetch yet: never unchanged.
-    assert_eq!(a.fetch_begin(true).unwrap(), (3, false));
+    assert_eq!(a.fetch_begin(COPY).unwrap(), (3, SMALL));
     let mut buf = vec![0u8; 3];
     a.fetch_finish(Some(&mut buf));
     assert_eq!(buf, b"abc");
-    assert_eq!(a.fetch_begin(true).unwrap(), (3, true));
+    assert_eq!(a.fetch_begin(COPY).unwrap(), (3, Plan::Unchanged));
     a.fetch_finish(None);
-    assert_eq!(a.fetch_begin(true).unwrap(), (3, true), "unchanged stays unchanged");
+    assert_eq!(a.fetch_begin(COPY).unwrap(), (3, Plan::Unchanged), "unchanged stays unchanged");
     a.fetch_finish(None);
-    // have_copy=false never says unchanged.
-    assert_eq!(a.fetch_begin(false).unwrap(), (3, false));
+    // Nothing kept: never unchanged.
+    assert_eq!(a.fetch_begin(Kept::NONE).unwrap(), (3, SMALL));
     a.fetch_finish(Some(&mut buf));
-    assert_eq!(a.fetch_begin(true).unwrap(), (3, true));
+    assert_eq!(a.fetch_begin(COPY).unwrap(), (3, Plan::Unchanged));
     a.fetch_finish(None);
 
     // A store through another handle, same length: changed.
     b.store(b"xyz").unwrap();
-    assert_eq!(a.fetch_begin(true).unwrap(), (3, false));
+    assert_eq!(a.fetch_begin(COPY).unwrap(), (3, SMALL));
     a.fetch_finish(Some(&mut buf));
     assert_eq!(buf, b"xyz");
-    assert_eq!(a.fetch_begin(true).unwrap(), (3, true));
+    assert_eq!(a.fetch_begin(COPY).unwrap(), (3, Plan::Unchanged));
     a.fetch_finish(None);
 
     // A store of the very same bytes, through this handle: still a store.
     a.store(b"xyz").unwrap();
-    assert_eq!(a.fetch_begin(true).unwrap(), (3, false));
+    assert_eq!(a.fetch_begin(COPY).unwrap(), (3, SMALL));
     a.fetch_finish(Some(&mut buf));
 
     // A multi-segment value changed by another handle.
     let v = pattern(1000, 16);
     b.store(&v).unwrap();
-    let (n, unchanged) = a.fetch_begin(true).unwrap();
-    assert_eq!((n, unchanged), (1000, false));
+    let (n, plan) = a.fetch_begin(COPY).unwrap();
+    assert_eq!((n, plan), (1000, SMALL));
     let mut big = vec![0u8; n];
     a.fetch_finish(Some(&mut big));
     assert_eq!(big, v);
-    assert_eq!(a.fetch_begin(true).unwrap(), (1000, true));
+    assert_eq!(a.fetch_begin(COPY).unwrap(), (1000, Plan::Unchanged));
     a.fetch_finish(None);
     // Shrinking store through another handle.
     b.store(&v[..100]).unwrap();
-    assert_eq!(a.fetch_begin(true).unwrap(), (100, false));
+    assert_eq!(a.fetch_begin(COPY).unwrap(), (100, SMALL));
     let mut small = vec![0u8; 100];
     a.fetch_finish(Some(&mut small));
     assert_eq!(small, v[..100]);
     // fetch() counts as a completed fetch.
     assert_eq!(a.fetch().unwrap(), &v[..100]);
-    assert_eq!(a.fetch_begin(true).unwrap(), (100, true));
+    assert_eq!(a.fetch_begin(COPY).unwrap(), (100, Plan::Unchanged));
     a.fetch_finish(None);
     // Nothing stored by anyone, but the other handle fetched: unchanged.
     b.fetch().unwrap();
     b.num_segments().unwrap();
-    assert_eq!(a.fetch_begin(true).unwrap(), (100, true));
+    assert_eq!(a.fetch_begin(COPY).unwrap(), (100, Plan::Unchanged));
 
     // Between begin and finish the shared lock is held.
     assert_eq!(b.lock(LockKind::Exclusive, Wait::No), Ok(false));
@@ -684,11 +689,11 @@ fn fetch_begin_have_copy() {
     b.unlock().unwrap();
 
     // An abandoned begin is ended by the next call and releases its lock.
-    a.fetch_begin(false).unwrap();
+    a.fetch_begin(Kept::NONE).unwrap();
     assert_eq!(a.num_segments().unwrap(), 2);
     assert_eq!(b.lock(LockKind::Exclusive, Wait::No), Ok(true));
     b.unlock().unwrap();
-    a.fetch_begin(false).unwrap();
+    a.fetch_begin(Kept::NONE).unwrap();
     a.store(b"q").unwrap();
     assert_eq!(b.fetch().unwrap(), b"q");
     assert_eq!((sem_val(a.semid(), 1), sem_val(a.semid(), 2)), (0, 0));
@@ -697,13 +702,63 @@ fn fetch_begin_have_copy() {
 
     // With a lock held, begin/finish take none of their own.
     a.lock(LockKind::Exclusive, Wait::Forever).unwrap();
-    assert_eq!(a.fetch_begin(true).unwrap().0, 1);
+    assert_eq!(a.fetch_begin(COPY).unwrap().0, 1);
     let mut one = vec![0u8; 1];
     a.fetch_finish(Some(&mut one));
     assert_eq!(one, b"q");
     assert_eq!(a.held(), Some(LockKind::Exclusive));
     assert_eq!(sem_val(a.semid(), 2), 1);
     a.unlock().unwrap();
+    drop(b);
+}
+
+/// Values of `KEEP_MIN` bytes or more, through a real share: kept, filled
+/// into the kept buffer in place when it fits, and only a whole copy counts.
+#[test]
+fn fetch_begin_large_values() {
+    let mut a = private(4096);
+    let mut b = a.try_clone().unwrap();
+    let v = pattern(3 * KEEP_MIN, 18);
+    let n = v.len();
+    b.store(&v).unwrap();
+
+    // No buffer to fill: a new one, kept.
+    assert_eq!(a.fetch_begin(COPY).unwrap(), (n, Plan::FillNew { keep: true }));
+    let mut kept = vec![0u8; n];
+    a.fetch_finish(Some(&mut kept));
+    assert_eq!(kept, v);
+    let room = Kept { copy: true, room: n };
+    assert_eq!(a.fetch_begin(room).unwrap(), (n, Plan::Unchanged));
+    a.fetch_finish(None);
+
+    // A new value that fits the kept buffer: filled in place.
+    let w = pattern(n - 10, 19);
+    b.store(&w).unwrap();
+    assert_eq!(a.fetch_begin(room).unwrap(), (n - 10, Plan::FillKept));
+    a.fetch_finish(Some(&mut kept[..n - 10]));
+    assert_eq!(kept[..n - 10], w[..]);
+    assert_eq!(a.fetch_begin(room).unwrap(), (n - 10, Plan::Unchanged));
+
+    // Left half done: the next call ends it, and the next fetch copies.
+    assert_eq!(a.num_segments().unwrap(), 4);
+    assert_eq!(b.lock(LockKind::Exclusive, Wait::No), Ok(true));
+    b.unlock().unwrap();
+    assert_eq!(a.fetch_begin(room).unwrap(), (n - 10, Plan::FillKept));
+    // Into a short buffer: not a complete fetch either.
+    a.fetch_finish(Some(&mut kept[..5]));
+    assert_eq!(a.fetch_begin(room).unwrap(), (n - 10, Plan::FillKept));
+    a.fetch_finish(Some(&mut kept[..n - 10]));
+
+    // Too small to keep.
+    b.store(&w[..KEEP_MIN - 1]).unwrap();
+    assert_eq!(a.fetch_begin(room).unwrap(), (KEEP_MIN - 1, SMALL));
+    a.fetch_finish(Some(&mut kept[..KEEP_MIN - 1]));
+    // A buffer far larger than the value is not filled.
+    b.store(&w[..KEEP_MIN]).unwrap();
+    assert_eq!(a.fetch_begin(room).unwrap(), (KEEP_MIN, Plan::FillNew { keep: true }));
+    a.fetch_finish(Some(&mut kept[..KEEP_MIN]));
+    assert_eq!(kept[..KEEP_MIN], w[..KEEP_MIN]);
+    assert_eq!((sem_val(a.semid(), 1), sem_val(a.semid(), 2)), (0, 0));
     drop(b);
 }
 
@@ -725,7 +780,7 @@ fn remove_then_every_call_fails() {
     assert_eq!(a.fetch(), Err(Error::Removed));
     let mut buf = vec![];
     assert_eq!(a.fetch_into(&mut buf), Err(Error::Removed));
-    assert_eq!(a.fetch_begin(true), Err(Error::Removed));
+    assert_eq!(a.fetch_begin(COPY), Err(Error::Removed));
     assert_eq!(a.store(b"x"), Err(Error::Removed));
     assert_eq!(a.num_segments(), Err(Error::Removed));
     assert_eq!(a.lock(LockKind::Exclusive, Wait::No), Err(Error::Removed));
