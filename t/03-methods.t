@@ -35,13 +35,7 @@ sub shm_gone {
   my $id = shift;
   my $buf;
   return 0 if shmctl( $id, IPC_STAT, $buf );
-  open my $fh, '<', '/proc/sysvipc/shm' or return 1;
-  local $_;
-  while ( <$fh> ) {
-    my @f = split ' ';
-    return 0 if defined $f[1] && $f[1] eq $id;
-  }
-  return 1;
+  return !grep { $_->{shmid} == $id } proc_rows( 'shm' );
 }
 
 # lock($flags) with the inherited handle $h in a forked child.

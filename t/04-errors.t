@@ -53,15 +53,8 @@ sub nothing_held {
 }
 
 sub my_segments {
-  local $_;
-  open my $fh, '<', '/proc/sysvipc/shm' or die $!;
-  <$fh>;
-  my $n = 0;
-  while ( <$fh> ) {
-    my @f = split ' ';
-    $n++ if $f[4] == $$;
-  }
-  return $n;
+  -r '/proc/sysvipc/shm' or die "/proc/sysvipc/shm: $!";
+  return scalar grep { $_->{cpid} == $$ } proc_rows( 'shm' );
 }
 
 # Write next_shmid and length of the segment $id.

@@ -24,13 +24,12 @@ sub import {
 
 # Ids of every segment and semaphore set in the namespace, sorted:
 # { shm => [...], sem => [...] }.
+# The rows come from IPC::ShareLite::Inspect (loaded by SLTest).
 sub objects {
-  my %o = ( shm => [], sem => [] );
+  my %o;
   for my $what ( 'shm', 'sem' ) {
-    open my $fh, '<', "/proc/sysvipc/$what" or die "/proc/sysvipc/$what: $!";
-    <$fh>;
-    push @{ $o{$what} }, ( split ' ' )[1] while <$fh>;
-    @{ $o{$what} } = sort { $a <=> $b } @{ $o{$what} };
+    -r "/proc/sysvipc/$what" or die "/proc/sysvipc/$what: $!";
+    $o{$what} = [ sort { $a <=> $b } map { $_->{ $what . 'id' } } IPC::ShareLite::Inspect::proc_rows( $what ) ];
   }
   return \%o;
 }
