@@ -16,6 +16,13 @@ use crate::error::{Error, Result};
 use crate::segment::{Attached, Segment, HEADER};
 use crate::sys::{self, Errno};
 
+/// How many segments (head included) a value of `len` bytes occupies in a
+/// chain of `seg_size`-byte segments: each holds `seg_size - HEADER` bytes of
+/// it, and even an empty value has its head (doc/FORMAT.md, 3).
+pub fn segments_for(len: usize, seg_size: usize) -> usize {
+    len.div_ceil(seg_size - HEADER).max(1)
+}
+
 /// What to do with a link that leads nowhere sound.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum BadLink {
@@ -91,7 +98,7 @@ impl Chain {
 
     /// How many segments (head included) a value of `len` bytes occupies.
     pub(crate) fn segments_for(&self, len: usize) -> usize {
-        len.div_ceil(self.data_size()).max(1)
+        segments_for(len, self.seg_size)
     }
 
     /// The `shm_state` this handle knows the chain by.
@@ -327,5 +334,17 @@ impl Chain {
             let _ = sys::shm_remove(seg.shmid());
         }
         self.segment(keep - 1).set_next_shmid(-1);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::segments_for;
+
+    #[test]
+    fn segment_counts_of_the_format() {
+        let counts: Vec<usize> = [0, 1, 4080, 4081, 8160, 8161].iter().map(|&n| segments_for(n, 4096)).collect();
+        assert_eq!(counts, [1, 1, 1, 2, 2, 3]);
+        assert_eq!(segments_for(300 * 1024, 65536), 5);
     }
 }

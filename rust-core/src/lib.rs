@@ -49,6 +49,7 @@ pub use sys::{Errno, Key};
 #[cfg(feature = "internals")]
 #[doc(hidden)]
 pub mod internals {
+    pub use crate::chain::segments_for;
     pub use crate::fetch_cache::{fits, Kept, Plan, KEEP_MIN, MAX_SPARE};
     pub use crate::segment::{Segment, CHAIN_TAG, HEADER};
     pub use crate::share::ShareInternals;

@@ -50,10 +50,9 @@ impl Rng {
 // ----- the segment count ------------------------------------------------------------
 
 /// How many segments (head included) a value of `len` bytes takes in
-/// segments of `seg_size` bytes: the tests' own count, to check the crate's by.
-pub fn segs(len: usize, seg_size: usize) -> usize {
-    len.div_ceil(seg_size - HEADER).max(1)
-}
+/// segments of `seg_size` bytes: the crate's count (pinned to literal
+/// numbers by its unit test); the tests check that real chains have it.
+pub use sharelite::internals::segments_for as segs;
 
 // ----- segments and semaphore sets, through the crate's sys layer --------------------
 
