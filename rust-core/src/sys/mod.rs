@@ -48,8 +48,8 @@ compile_error!("no SysV IPC layer for this system in rust-core/src/sys (see PORT
 macro_rules! declare_sem_calls {
     (semctl = $semctl:literal) => {
         extern "C" {
-            pub fn semget(key: super::Key, nsems: libc::c_int, flags: libc::c_int) -> libc::c_int;
-            pub fn semop(semid: libc::c_int, ops: *mut super::Sembuf, nsops: libc::size_t) -> libc::c_int;
+            pub fn semget(key: $crate::sys::Key, nsems: libc::c_int, flags: libc::c_int) -> libc::c_int;
+            pub fn semop(semid: libc::c_int, ops: *mut $crate::sys::Sembuf, nsops: libc::size_t) -> libc::c_int;
             #[link_name = $semctl]
             pub fn semctl(semid: libc::c_int, semnum: libc::c_int, cmd: libc::c_int, ...) -> libc::c_int;
         }
@@ -63,7 +63,7 @@ macro_rules! declare_sem_calls {
 macro_rules! shm_stat_from {
     ($ds:ident, key: $key:expr, mode: $mode:expr, removed: $removed:expr) => {{
         let mode: u32 = $mode;
-        super::ShmStat {
+        $crate::sys::ShmStat {
             key: $key,
             size: $ds.shm_segsz as usize,
             mode: mode & 0o777,
