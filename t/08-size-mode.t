@@ -106,7 +106,6 @@ for my $bad ( '1.5M', '10KB', '10 k', ' 10k', 'k', '-1', '-1k', '4T', '1e3k', 'a
     [ 'rw-r-----', 0640 ],
     [ 'rw-------', 0600 ],
     [ 'rwxrwxrwx', 0777 ],
-    [ 'r--r--r--', 0444 ],
     [ 'rw-rw-r--', 0664 ],
     [ '0640',      0640 ],
     [ '0600',      0600 ],
@@ -128,6 +127,24 @@ for my $bad ( '1.5M', '10KB', '10 k', ' 10k', 'k', '-1', '-1k', '4T', '1e3k', 'a
     my @ids = chain_shmids( $k );
     is( scalar @ids, 3, "-mode '$arg': a value in 3 segments" );
     is_deeply( [ map { perms_of_shm( $_ ) } @ids ], [ ($bits) x 3 ], "-mode '$arg': every segment has $show" );
+  }
+
+  # Read-only for everyone, its creator included: only a privileged creator
+  # can still attach it for writing (as with 0.17). Anyone else gets the
+  # error, and nothing is left behind.
+  {
+    my $k = new_key( 2 );
+    my $s = make( -key => $k, -create => 'yes', -destroy => 'yes', -mode => 'r--r--r--' );
+    if ( $> == 0 ) {
+      ok( $s, "-mode 'r--r--r--' as root" ) or diag $@;
+      is( $s && $s->mode, 0444, '... mode accessor is 0444' );
+      is( perms_of_sem( $k ), 0444, '... the semaphore set has 0444' );
+    }
+    else {
+      ok( !$s, "-mode 'r--r--r--' croaks for a creator that is not root" );
+      like( $@, qr/^Failed to create share: Permission denied at $ME line \d+/, '... Permission denied, at the caller' );
+      ok( !exists_share( $k ), '... and leaves nothing at the key' );
+    }
   }
 
   # No permission at all: only a privileged creator can still use the share.

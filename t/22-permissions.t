@@ -15,7 +15,7 @@ use Test::More;
 use IPC::ShareLite qw(:all);
 use Errno qw(EACCES);
 
-plan skip_all => 'needs root (to run children as uid 65534)' if $> != 0;
+plan skip_all => 'needs root (to run children as uid 65534)' unless can_switch_to_nobody();
 
 sub shm_perms { my %p = map { $_->{shmid} => oct( $_->{perms} ) & 0777 } proc_rows( '/proc/sysvipc/shm' ); \%p }
 sub sem_perm {

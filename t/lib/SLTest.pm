@@ -30,6 +30,7 @@ our @EXPORT = qw(
   perl_cmd run_impl spawn_impl wait_child chain_shmids purge_key
   leaked_objects no_leaks_ok note_pid impls other_impl proc_rows
   timed sem_counts watchdog adopt own_shm own_sem key_candidates
+  can_switch_to_nobody
 );
 
 # On request: rows and modes of single objects, for the tests of new().
@@ -46,6 +47,23 @@ my $MAIN_PID = $$;
 }
 
 sub root_dir { $ROOT }
+
+# True when a child of this process can become uid/gid 65534: real root, not
+# the root of a user namespace that maps no other id (as t/40 and
+# SLPrivateIPC use when the suite runs as a user). Probed once, in a child.
+my $CAN_SWITCH;
+sub can_switch_to_nobody {
+  return $CAN_SWITCH if defined $CAN_SWITCH;
+  return $CAN_SWITCH = 0 if $> != 0;
+  my $pid = fork // die "fork: $!";
+  unless ( $pid ) {
+    local $@;
+    eval { $) = "65534 65534"; $> = 65534 };
+    POSIX::_exit( $> == 65534 && $) !~ /^0\b/ ? 0 : 1 );
+  }
+  waitpid( $pid, 0 );
+  return $CAN_SWITCH = $? == 0 ? 1 : 0;
+}
 
 # --- keys ------------------------------------------------------------------
 
