@@ -78,11 +78,6 @@ impl Chain {
         &self.head
     }
 
-    /// Unmaps the head; the chain must not be used afterwards.
-    pub(crate) fn detach_head(&mut self) {
-        self.head.detach()
-    }
-
     /// The size of every segment, header included.
     pub(crate) fn seg_size(&self) -> usize {
         self.seg_size

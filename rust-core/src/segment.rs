@@ -66,11 +66,6 @@ impl Segment {
         self.att.shmid()
     }
 
-    /// Unmaps the segment; it must not be used afterwards.
-    pub fn detach(&mut self) {
-        self.att.detach()
-    }
-
     /// The segment's size in bytes, header included.
     // Never empty: a segment holds at least its header.
     #[allow(clippy::len_without_is_empty)]

@@ -62,6 +62,37 @@ struct PendingFetch {
     plan: Plan,
 }
 
+/// What a handle has of its share: the attached chain until the share is
+/// removed through it; after that, only what the accessors report.
+#[derive(Debug)]
+enum State {
+    Open(Chain),
+    /// Removed by [`Share::remove`]: the chain was dropped, so nothing is
+    /// attached any more.
+    Removed {
+        shmid: c_int,
+        seg_size: usize,
+    },
+}
+
+impl State {
+    /// The chain; [`Error::Removed`] once removed.
+    fn chain(&self) -> Result<&Chain> {
+        match self {
+            State::Open(chain) => Ok(chain),
+            State::Removed { .. } => Err(Error::Removed),
+        }
+    }
+
+    /// The chain, to change; [`Error::Removed`] once removed.
+    fn chain_mut(&mut self) -> Result<&mut Chain> {
+        match self {
+            State::Open(chain) => Ok(chain),
+            State::Removed { .. } => Err(Error::Removed),
+        }
+    }
+}
+
 /// An open share.
 ///
 /// Segments stay attached between calls; the chain is re-read only when the
@@ -71,11 +102,10 @@ struct PendingFetch {
 pub struct Share {
     key: Key,
     semid: c_int,
-    chain: Chain,
+    state: State,
     lock: Option<LockKind>,
     cache: FetchCache,
     pending: Option<PendingFetch>,
-    removed: bool,
     destroy: bool,
     pid: u32,
 }
@@ -97,11 +127,10 @@ impl Share {
         Share {
             key,
             semid,
-            chain: Chain::new(head, mode),
+            state: State::Open(Chain::new(head, mode)),
             lock: None,
             cache: FetchCache::default(),
             pending: None,
-            removed: false,
             destroy: false,
             pid: std::process::id(),
         }
@@ -115,9 +144,9 @@ impl Share {
     /// cannot be attached again (it was removed elsewhere, or the system's limit
     /// of attachments is reached).
     pub fn try_clone(&self) -> Result<Share> {
-        self.usable()?;
-        let att = sys::Attachment::attach_sized(self.shmid(), self.segment_size())?;
-        Ok(Share::with_head(self.key, self.semid, self.chain.mode(), Segment::new(att)))
+        let chain = self.state.chain()?;
+        let att = sys::Attachment::attach_sized(chain.head().shmid(), chain.seg_size())?;
+        Ok(Share::with_head(self.key, self.semid, chain.mode(), Segment::new(att)))
     }
 
     /// The key the share was opened with.
@@ -133,25 +162,23 @@ impl Share {
     /// The head segment's id.
     #[must_use]
     pub fn shmid(&self) -> c_int {
-        self.chain.head().shmid()
+        match &self.state {
+            State::Open(chain) => chain.head().shmid(),
+            State::Removed { shmid, .. } => *shmid,
+        }
     }
     /// The size of every segment (the head's real size), header included.
     #[must_use]
     pub fn segment_size(&self) -> usize {
-        self.chain.seg_size()
+        match &self.state {
+            State::Open(chain) => chain.seg_size(),
+            State::Removed { seg_size, .. } => *seg_size,
+        }
     }
     /// The lock this handle holds.
     #[must_use]
     pub fn held(&self) -> Option<LockKind> {
         self.lock
-    }
-
-    fn usable(&self) -> Result<()> {
-        if self.removed {
-            Err(Error::Removed)
-        } else {
-            Ok(())
-        }
     }
 
     /// The start of every call that acts on the share: fails after
@@ -160,7 +187,7 @@ impl Share {
     /// releasing the lock it took. Whether the caller kept what that fetch
     /// found is unknown, so the next fetch copies.
     fn enter(&mut self) -> Result<()> {
-        self.usable()?;
+        self.state.chain()?;
         if let Some(p) = self.pending.take() {
             self.cache.forget();
             if p.took_lock {
@@ -184,8 +211,7 @@ impl Share {
     /// # Errors
     /// [`Error::Removed`] after [`Share::remove`].
     pub fn version(&self) -> Result<u32> {
-        self.usable()?;
-        Ok(self.chain.head().version())
+        Ok(self.state.chain()?.head().version())
     }
 
     // ----- locking -------------------------------------------------------
@@ -326,7 +352,7 @@ impl Share {
     }
 
     fn store_locked(&mut self, value: &[u8]) -> Result<()> {
-        let chain = &mut self.chain;
+        let chain = self.state.chain_mut()?;
         chain.sync_state();
         let in_use = chain.segments_for(chain.head().length().max(0) as usize);
         chain.drop_removed_surplus(in_use);
@@ -370,16 +396,17 @@ impl Share {
     }
 
     fn fetch_prepare(&mut self, kept: Kept) -> Result<(Stamp, Plan)> {
-        self.chain.sync_state();
-        let head = self.chain.head();
+        let chain = self.state.chain_mut()?;
+        chain.sync_state();
+        let head = chain.head();
         let length = head.length();
         if length < 0 {
             return Err(Error::Corrupt("negative length"));
         }
-        let seen = Stamp { version: head.version(), length, shm_state: self.chain.shm_state() };
+        let seen = Stamp { version: head.version(), length, shm_state: chain.shm_state() };
         let plan = self.cache.plan(seen, kept);
         if plan != Plan::Unchanged {
-            self.chain.ensure(self.chain.segments_for(seen.len()), Grow::No)?;
+            chain.ensure(chain.segments_for(seen.len()), Grow::No)?;
         }
         Ok((seen, plan))
     }
@@ -389,11 +416,15 @@ impl Share {
     /// copy) and releases the lock `begin_fetch` took.
     pub(crate) fn finish_fetch(&mut self, out: Option<&mut [u8]>) {
         let Some(p) = self.pending.take() else { return };
-        let copied = out.map(|buf| {
-            let n = p.seen.len().min(buf.len());
-            self.chain.read_value(&mut buf[..n]);
-            n
-        });
+        // A fetch is pending only on an open share: `remove` ends it first.
+        let copied = match (out, self.state.chain()) {
+            (Some(buf), Ok(chain)) => {
+                let n = p.seen.len().min(buf.len());
+                chain.read_value(&mut buf[..n]);
+                Some(n)
+            }
+            _ => None,
+        };
         self.cache.finished(p.seen, p.plan, copied);
         if p.took_lock {
             let _ = lock::release(self.semid, LockKind::Shared);
@@ -455,8 +486,9 @@ impl Share {
     pub fn num_segments(&mut self) -> Result<usize> {
         self.enter()?;
         self.with_shared(|s| {
-            s.chain.sync_state();
-            s.chain.attach_all()
+            let chain = s.state.chain_mut()?;
+            chain.sync_state();
+            chain.attach_all()
         })
     }
 
@@ -481,17 +513,17 @@ impl Share {
         if self.lock != Some(LockKind::Exclusive) {
             self.lock(LockKind::Exclusive, Wait::Forever)?;
         }
-        let head = self.shmid();
+        let chain = self.state.chain_mut()?;
+        let (head, seg_size) = (chain.head().shmid(), chain.seg_size());
         let head_ctime = sys::shm_stat(head).ok().map(|st| st.ctime);
-        self.chain.trim(1);
+        chain.trim(1);
         let _ = sys::shm_remove(head);
-        orphans::sweep(head, head_ctime, self.chain.seg_size(), self.chain.mode());
-        self.removed = true;
+        orphans::sweep(head, head_ctime, seg_size, chain.mode());
+        // Dropping the chain unmaps the head now, so the segment goes at
+        // once; the handle keeps only what its accessors report.
+        self.state = State::Removed { shmid: head, seg_size };
         self.lock = None;
         self.cache.forget();
-        // Nothing touches the head once `removed` is set (every entry point
-        // checks `usable` first): unmap it now, so the segment goes at once.
-        self.chain.detach_head();
         sys::sem_remove(self.semid)?;
         Ok(())
     }
@@ -565,7 +597,7 @@ impl Drop for Share {
     fn drop(&mut self) {
         // Locks belong to the process that took them (SEM_UNDO is per
         // process): a forked child's copy must not release its parent's.
-        if !self.removed && self.pid == std::process::id() {
+        if matches!(self.state, State::Open(_)) && self.pid == std::process::id() {
             if self.destroy {
                 let _ = self.remove();
             } else {

@@ -372,14 +372,13 @@ pub fn process_alive(pid: i32) -> bool {
     rc == 0 || Errno::last().0 != libc::ESRCH
 }
 
-/// A segment attached with `shmat(2)`; detached with `shmdt(2)` on drop
-/// (or earlier, by [`Attachment::detach`]).
+/// A segment attached with `shmat(2)`, and detached with `shmdt(2)` when
+/// dropped, and only then: the mapping lives exactly as long as this value.
 #[derive(Debug)]
 pub struct Attachment {
     addr: NonNull<u8>,
     len: usize,
     shmid: c_int,
-    attached: bool,
 }
 
 // SAFETY: an attachment is a mapping owned by this value; moving it to another
@@ -403,7 +402,7 @@ impl Attachment {
             return Err(Errno::last());
         }
         let addr = NonNull::new(p as *mut u8).ok_or(Errno(libc::EFAULT))?;
-        Ok(Attachment { addr, len, shmid, attached: true })
+        Ok(Attachment { addr, len, shmid })
     }
 
     /// The segment's id.
@@ -416,30 +415,22 @@ impl Attachment {
         self.len
     }
 
-    /// The first byte of the mapping.
-    ///
-    /// # Panics
-    /// After [`Attachment::detach`]: there is no mapping any more.
+    /// The first byte of the mapping, valid for [`Attachment::size`] bytes
+    /// while this value lives.
     pub fn as_ptr(&self) -> *mut u8 {
-        assert!(self.attached, "segment used after it was detached");
         self.addr.as_ptr()
-    }
-
-    /// `shmdt(2)` now; the mapping must not be used afterwards.
-    pub fn detach(&mut self) {
-        if self.attached {
-            self.attached = false;
-            // SAFETY: addr came from shmat and is detached once (the flag).
-            unsafe {
-                libc::shmdt(self.addr.as_ptr() as *const c_void);
-            }
-        }
     }
 }
 
 impl Drop for Attachment {
     fn drop(&mut self) {
-        self.detach();
+        // The result is ignored: shmdt fails only (EINVAL) for an address that
+        // is not the start of an attachment, which this one is, and a drop
+        // could not act on an error anyway.
+        // SAFETY: addr is what shmat returned for this value, which owns the
+        // mapping; drop runs once, and its pointers are used only while it is
+        // borrowed (`Segment`), never after.
+        let _ = unsafe { libc::shmdt(self.addr.as_ptr() as *const c_void) };
     }
 }
 
