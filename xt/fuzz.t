@@ -78,12 +78,10 @@ alarm 2;
 # Segments with this process's pid that were not there when it started: a
 # segment an earlier process of the same pid made outlives it.
 my %pre;
+use IPC::ShareLite::Inspect ();
 sub mine {
-  open my $fh, '<', '/proc/sysvipc/shm' or die "proc: $!";
-  my @cols = split ' ', scalar <$fh>;
-  my %ids;
-  while ( <$fh> ) { my %r; @r{@cols} = split ' '; $ids{ $r{shmid} } = 1 if $r{cpid} == $$ && !$pre{ $r{shmid} } }
-  return join ',', sort keys %ids;
+  my @ids = grep { !$pre{$_} } map { $_->{shmid} } grep { $_->{cpid} == $$ } IPC::ShareLite::Inspect::proc_rows( 'shm' );
+  return join ',', sort @ids;
 }
 %pre = map { $_ => 1 } split /,/, mine();
 END { print 'made ', mine(), "\n" }

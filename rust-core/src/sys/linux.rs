@@ -25,28 +25,7 @@ pub fn semop_timed(semid: c_int, ops: &mut [Sembuf], t: Duration) -> Result<(), 
 }
 
 pub fn stat_of(ds: &ShmidDs) -> ShmStat {
-    shm_stat_from!(ds, key: perm_key(&ds.shm_perm), mode: mode_bits(ds.shm_perm.mode as u32), removed: SHM_DEST_LINUX)
-}
-
-/// `shm_perm.mode` as the kernel keeps it: 16 bits wide on some targets, 32
-/// on others, and never more than 0o7777 (permissions, `SHM_DEST`,
-/// `SHM_LOCKED`). qemu-user (7.2) fills a 16-bit field on every target but a
-/// few: on a 64-bit big-endian one (s390x) the bits land in the upper half of
-/// the 32-bit field. Bits only there are moved back, a no-op on a real kernel.
-fn mode_bits(raw: u32) -> u32 {
-    if raw & 0xffff == 0 {
-        raw >> 16
-    } else {
-        raw
-    }
-}
-
-#[cfg(test)]
-#[test]
-fn mode_bits_undoes_a_16_bit_write_into_the_upper_half() {
-    assert_eq!(mode_bits(0o1640), 0o1640);
-    assert_eq!(mode_bits(0o1640 << 16), 0o1640);
-    assert_eq!(mode_bits(0), 0);
+    shm_stat_from!(ds, key: perm_key(&ds.shm_perm), mode: super::perm_mode(ds.shm_perm.mode as u32), removed: SHM_DEST_LINUX)
 }
 
 #[cfg(not(target_env = "musl"))]

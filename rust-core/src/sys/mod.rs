@@ -434,17 +434,64 @@ impl Drop for Attachment {
     }
 }
 
+/// The mode bits of an `ipc_perm.mode` that `IPC_STAT` filled on Linux: 16
+/// bits wide on some targets, 32 on others, never more than 0o7777
+/// (permissions, `SHM_DEST`, `SHM_LOCKED`). qemu-user (7.2) fills a 16-bit
+/// field on every target but a few: on a 64-bit big-endian one (s390x) the
+/// bits land in the upper half of the 32-bit field. Bits only there are
+/// moved back, a no-op on a real kernel.
+#[cfg_attr(not(target_os = "linux"), allow(dead_code))]
+pub fn perm_mode(raw: u32) -> u32 {
+    if raw & 0xffff == 0 {
+        raw >> 16
+    } else {
+        raw
+    }
+}
+
 /// Linux's `SHM_DEST` (`sys/shm.h`): the `perms` bit of a segment marked for removal.
 const SHM_DEST_LINUX: u32 = 0o1000;
 
-/// Parses the lines of Linux's `/proc/sysvipc/shm` (a header naming the
-/// columns, then one line per segment); kept here, not in `linux.rs`, so that
-/// its test runs everywhere.
+/// A table of Linux's `/proc/sysvipc` (`shm`, `sem`, `msg`): a header line
+/// naming the columns, then one line of fields per object. Its parser lives
+/// here, not in `linux.rs`, so that its test runs everywhere.
+#[derive(Debug)]
+#[cfg_attr(not(target_os = "linux"), allow(dead_code))]
+pub struct ProcTable<'a> {
+    columns: Vec<&'a str>,
+    rows: Vec<Vec<&'a str>>,
+}
+
+#[cfg_attr(not(target_os = "linux"), allow(dead_code))]
+impl<'a> ProcTable<'a> {
+    /// Splits `text` (a table's whole contents) into its header and rows;
+    /// `None` for an empty text.
+    pub fn parse(text: &'a str) -> Option<ProcTable<'a>> {
+        let mut lines = text.lines();
+        let columns = lines.next()?.split_whitespace().collect();
+        let rows = lines.map(|l| l.split_whitespace().collect::<Vec<_>>()).filter(|f| !f.is_empty()).collect();
+        Some(ProcTable { columns, rows })
+    }
+
+    /// The position of the column the header calls `name`.
+    pub fn column(&self, name: &str) -> Option<usize> {
+        self.columns.iter().position(|c| *c == name)
+    }
+
+    /// The rows, each its fields in the header's order (a short row has
+    /// fewer).
+    pub fn rows(&self) -> &[Vec<&'a str>] {
+        &self.rows
+    }
+}
+
+/// The segments of Linux's `/proc/sysvipc/shm`, its columns found by name;
+/// `None` when a column it needs is missing. A row whose fields do not parse
+/// is passed over.
 #[cfg_attr(not(target_os = "linux"), allow(dead_code))]
 fn parse_proc_shm(text: &str) -> Option<Vec<(c_int, ShmStat)>> {
-    let mut lines = text.lines();
-    let cols: Vec<&str> = lines.next()?.split_whitespace().collect();
-    let col = |name: &str| cols.iter().position(|c| *c == name);
+    let table = ProcTable::parse(text)?;
+    let col = |name: &str| table.column(name);
     let (c_key, c_id, c_perms, c_size, c_cpid, c_nattch, c_uid, c_ctime) = (
         col("key")?,
         col("shmid")?,
@@ -456,8 +503,7 @@ fn parse_proc_shm(text: &str) -> Option<Vec<(c_int, ShmStat)>> {
         col("ctime")?,
     );
     let mut out = Vec::new();
-    for line in lines {
-        let f: Vec<&str> = line.split_whitespace().collect();
+    for f in table.rows() {
         let field = |i: usize| f.get(i).copied().unwrap_or("");
         let (Ok(key), Ok(id), Ok(perms), Ok(size), Ok(cpid), Ok(nattch), Ok(uid), Ok(ctime)) = (
             field(c_key).parse::<i64>(),
@@ -499,6 +545,13 @@ mod tests {
         // SAFETY: reading the first 4 bytes of an initialised union.
         let first = unsafe { *(&u as *const Semun as *const c_int) };
         assert_eq!(first, 0x0102_0304, "val sits at offset 0, whatever the byte order");
+    }
+
+    #[test]
+    fn perm_mode_undoes_a_16_bit_write_into_the_upper_half() {
+        assert_eq!(perm_mode(0o1640), 0o1640);
+        assert_eq!(perm_mode(0o1640 << 16), 0o1640);
+        assert_eq!(perm_mode(0), 0);
     }
 
     #[test]

@@ -102,11 +102,9 @@ pub fn sem_val(semid: i32, n: i32) -> i32 {
 
 /// The permission bits of semaphore set `semid` (`semctl` `IPC_STAT`).
 ///
-/// The crate's sys layer has no such call: `semid_ds` differs per system,
-/// and so does how its mode reads. This is Linux's: qemu-user (7.2) writes
-/// `ipc_perm.mode` 16 bits wide, so on s390x it lands in the upper half of
-/// the 32-bit field (a real kernel never sets bits there); the sys layer
-/// undoes the same for segments.
+/// The crate's sys layer has no such call: `semid_ds` differs per system.
+/// This is Linux's, its mode read as the sys layer reads a segment's
+/// (`sys::perm_mode`: qemu-user's 16-bit write on s390x undone).
 pub fn sem_mode(semid: i32) -> u32 {
     // SAFETY: semid_ds is plain old data, so all zeroes is a valid value;
     // the fourth argument is a union semun whose `buf` points to it, valid
@@ -117,9 +115,7 @@ pub fn sem_mode(semid: i32) -> u32 {
         (libc::semctl(semid, 0, libc::IPC_STAT, arg), ds)
     };
     assert_eq!(rc, 0, "semctl IPC_STAT: {}", Errno::last());
-    let raw = ds.sem_perm.mode as u32;
-    let mode = if raw & 0xffff == 0 { raw >> 16 } else { raw };
-    mode & 0o777
+    sys::perm_mode(ds.sem_perm.mode as u32) & 0o777
 }
 
 // ----- segment headers and chains ------------------------------------------------------
@@ -186,16 +182,14 @@ pub fn shm_listed(id: i32) -> ShmStat {
 }
 
 /// The perms column (octal) of semaphore set `semid` in /proc/sysvipc/sem
-/// (the crate lists no semaphore sets).
+/// (the crate lists no semaphore sets; it reads the table with `sys::ProcTable`).
 pub fn proc_sem_perms(semid: i32) -> u32 {
     let text = std::fs::read_to_string("/proc/sysvipc/sem").expect("read /proc/sysvipc/sem");
-    for l in text.lines().skip(1) {
-        let f: Vec<&str> = l.split_whitespace().collect();
-        if f.get(1).and_then(|s| s.parse::<i32>().ok()) == Some(semid) {
-            return u32::from_str_radix(f[2], 8).unwrap();
-        }
-    }
-    panic!("semid {semid} not in /proc/sysvipc/sem")
+    let table = sys::ProcTable::parse(&text).expect("/proc/sysvipc/sem has a header");
+    let (c_id, c_perms) = (table.column("semid").expect("semid column"), table.column("perms").expect("perms column"));
+    let row = table.rows().iter().find(|f| f.get(c_id).and_then(|s| s.parse::<i32>().ok()) == Some(semid));
+    let row = row.unwrap_or_else(|| panic!("semid {semid} not in /proc/sysvipc/sem"));
+    u32::from_str_radix(row[c_perms], 8).expect("perms in octal")
 }
 
 /// Does this process have segment `id` mapped? (In /proc/self/maps a SysV
