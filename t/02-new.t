@@ -10,7 +10,7 @@
 use strict;
 use warnings;
 use lib 't/lib';
-use SLTest qw(:DEFAULT shm_row sem_row_by_key perms_of_shm perms_of_sem real_size exists_share);
+use SLTest qw(:DEFAULT shm_row sem_row_by_key perms_of_shm perms_of_sem real_size exists_share new_bounded);
 use Test::More;
 use Errno qw( ENOENT EEXIST );
 use IPC::ShareLite qw( :all );
@@ -32,30 +32,17 @@ sub fresh_key {
   return new_key( 2 );
 }
 
-
-
-sub make {
-  my @args = @_;
-  local $SIG{ALRM} = 'DEFAULT';    # a hang is a failure, not a stuck test run
-  alarm 10;
-  my $s = eval { IPC::ShareLite->new( @args ) };
-  my $err = $@;
-  alarm 0;
-  $@ = $err;
-  return $s;
-}
-
 # --- named parameters, any case, yes/no/1/0 ------------------------------------
 {
   my $k = fresh_key();
-  my $s = make( -KEY => $k, -Create => 'YES', -DeStRoY => 'Yes' );
+  my $s = new_bounded( -KEY => $k, -Create => 'YES', -DeStRoY => 'Yes' );
   ok( $s, 'named parameters in any case, values in any case' ) or diag $@;
   is( $s->key,     $k,        'key' );
   is( $s->create,  IPC_CREAT, 'create => YES gives IPC_CREAT' );
   is( $s->destroy, 1,         'destroy => Yes gives 1' );
   ok( $s->store( 'named' ), 'store' );
 
-  my $t = make( -key => $k, -create => 'NO', -destroy => 'NO', -exclusive => 'No' );
+  my $t = new_bounded( -key => $k, -create => 'NO', -destroy => 'NO', -exclusive => 'No' );
   ok( $t, 'open existing with create/destroy/exclusive => NO/No' ) or diag $@;
   is( $t->create,    0,       'create => NO gives 0' );
   is( $t->destroy,   0,       'destroy => NO gives 0' );
@@ -64,28 +51,28 @@ sub make {
   undef $t;
   ok( exists_share( $k ), 'destroy => NO leaves the share' );
 
-  $t = make( -key => $k, -create => 'no', -destroy => 0, -exclusive => 'no' );
+  $t = new_bounded( -key => $k, -create => 'no', -destroy => 0, -exclusive => 'no' );
   ok( $t, "open existing with 'no'/0 values" ) or diag $@;
   is( $t && $t->fetch, 'named', 'same share' );
   undef $t;
   $s->destroy( 0 );
   undef $s;    # let the next handle remove it, with no other handle attached
 
-  $t = make( -key => $k, -create => 0, -destroy => 1 );
+  $t = new_bounded( -key => $k, -create => 0, -destroy => 1 );
   ok( $t, 'open existing with create => 0' ) or diag $@;
   is( $t && $t->destroy, 1, 'destroy => 1 gives 1' );
   undef $t;
   ok( !exists_share( $k ), 'destroy => 1 removed the share' );
 
   my $k2 = fresh_key();
-  my $u = make( -key => $k2, -create => 1, -destroy => 'yes' );
+  my $u = new_bounded( -key => $k2, -create => 1, -destroy => 'yes' );
   ok( $u, 'create => 1 creates' ) or diag $@;
   is( $u && $u->create, IPC_CREAT, 'create => 1 gives IPC_CREAT' );
   undef $u;
   ok( !exists_share( $k2 ), "destroy => 'yes' removed the share" );
 
   my $k3 = fresh_key();
-  $u = make( -key => $k3, -create => 'true', -destroy => 'on' );
+  $u = new_bounded( -key => $k3, -create => 'true', -destroy => 'on' );
   ok( $u, 'any perl true value is true' ) or diag $@;
   is( $u && $u->destroy, 1, '... for destroy too' );
   undef $u;
@@ -93,7 +80,7 @@ sub make {
 
   for my $false ( 0, '0', '', 'no', 'NO' ) {
     my $k4 = fresh_key();
-    ok( !make( -key => $k4, -create => $false ), "create => '$false' does not create" );
+    ok( !new_bounded( -key => $k4, -create => $false ), "create => '$false' does not create" );
     ok( !exists_share( $k4 ), '... and nothing exists' );
   }
 }
@@ -101,13 +88,13 @@ sub make {
 # --- -glue is a synonym of -key -------------------------------------------------
 {
   my $k = fresh_key();
-  my $s = make( -glue => $k, -create => 'yes', -destroy => 'yes' );
+  my $s = new_bounded( -glue => $k, -create => 'yes', -destroy => 'yes' );
   ok( $s, '-glue creates' ) or diag $@;
   is( $s->key, $k, '-glue sets the key' );
   $s->store( 'glued' );
-  my $t = make( -key => $k );
+  my $t = new_bounded( -key => $k );
   is( $t && $t->fetch, 'glued', '-glue and -key reach the same share' );
-  my $u = make( -GLUE => $k );
+  my $u = new_bounded( -GLUE => $k );
   is( $u && $u->fetch, 'glued', '-GLUE too' );
 }
 
@@ -116,10 +103,10 @@ sub make {
   local $TODO = $ORIG ? '0.17 takes exactly 8 positional arguments and then ignores them' : undef;
 
   my $kp = fresh_key();
-  my $named = make( -key => $kp, -create => 1, -destroy => 1, -size => 2000 );
+  my $named = new_bounded( -key => $kp, -create => 1, -destroy => 1, -size => 2000 );
   $named->store( 'positional' );
 
-  my $one = make( $kp );
+  my $one = new_bounded( $kp );
   ok( $one, 'new($key)' ) or diag $@;
   if ( $one ) {
     is( $one->key,     $kp,          '... key' );
@@ -137,7 +124,7 @@ sub make {
     my $k = fresh_key();
     my @args = ( $k, @full[ 1 .. $n - 1 ] );
     my $desc = 'new(' . join( ', ', map { defined $_ ? $_ : 'undef' } @args ) . ')';
-    my $s = make( @args );
+    my $s = new_bounded( @args );
     ok( $s, "$desc: $n positional arguments" ) or diag $@;
     if ( $s ) {
       is( $s->key,       $k,        "$desc: key" );
@@ -159,11 +146,11 @@ sub make {
   }
 
   # exclusive, positionally
-  my $ex = make( $kp, 1, 0, 1 );
+  my $ex = new_bounded( $kp, 1, 0, 1 );
   ok( !$ex, 'new($key, 1, 0, 1) on an existing share croaks' );
   like( $@, qr/^Failed to create share/, '... Failed to create share' );
   my $k = fresh_key();
-  $ex = make( $k, 1, 1, 1 );
+  $ex = new_bounded( $k, 1, 1, 1 );
   ok( $ex, 'new($key, 1, 1, 1) creates exclusively' ) or diag $@;
   is( $ex && $ex->exclusive, IPC_EXCL | IPC_CREAT, '... exclusive accessor' );
   undef $ex;
@@ -172,7 +159,7 @@ sub make {
   $k = fresh_key();
   my $fl = do {
     local $SIG{__WARN__} = sub { };    # 0.17 warns about the undefined mode
-    make( $k, 0, 1, 0, undef, IPC_CREAT | 0640 );
+    new_bounded( $k, 0, 1, 0, undef, IPC_CREAT | 0640 );
   };
   ok( $fl, 'new($key, 0, 1, 0, undef, IPC_CREAT|0640) creates' ) or diag $@;
   if ( $fl ) {
@@ -188,10 +175,10 @@ SKIP: {
   skip '0.17 accepts exactly 8 positional arguments (and ignores them)', 4 if $ORIG;
   my $k = fresh_key();
   # 0.17 demanded exactly 8 (the eighth is -glue): such calls keep working.
-  my $o8 = make( $k, 1, 1, 0, 0666, 0, 1000, undef );
+  my $o8 = new_bounded( $k, 1, 1, 0, 0666, 0, 1000, undef );
   ok( $o8 && $o8->key == $k && $o8->size == 1000, '8 positional arguments: the first seven are used' ) or diag $@;
   undef $o8;
-  ok( !make( $k, 1, 1, 0, 0666, 0, 1000, $k, 'extra' ), '9 positional arguments croak' );
+  ok( !new_bounded( $k, 1, 1, 0, 0666, 0, 1000, $k, 'extra' ), '9 positional arguments croak' );
   like( $@, qr/unexpected number of parameters/, '... unexpected number of parameters' );
   purge_key( $k );
 }
@@ -204,11 +191,11 @@ SKIP: {
   ok( $str !~ /^\d+$/, 'the 4-char string key is not numeric' );
   is( unpack( 'i', pack( 'A4', $str ) ), $k, 'it maps back to the integer key' );
 
-  my $s = make( -key => $str, -create => 'yes', -destroy => 'yes' );
+  my $s = new_bounded( -key => $str, -create => 'yes', -destroy => 'yes' );
   ok( $s, '4-character string key' ) or diag $@;
   is( $s && $s->key, $k, 'key accessor gives unpack("i", pack("A4", $key))' );
   $s && $s->store( 'by string' );
-  my $t = make( -key => $k );
+  my $t = new_bounded( -key => $k );
   ok( $t, 'open the same share by the integer key' ) or diag $@;
   is( $t && $t->fetch, 'by string', 'string key and integer key reach the same share' );
   undef $t;
@@ -216,7 +203,7 @@ SKIP: {
   SKIP: {
     skip 'no shorter string maps to our key (pid too large)', 3
      if length $short == length $str || !length $short || $short =~ /^\d+$/;
-    my $u = make( -key => $short );
+    my $u = new_bounded( -key => $short );
     ok( $u, 'a ' . length( $short ) . '-character string key (space padded)' ) or diag $@;
     is( $u && $u->key,   $k,          '... same key' );
     is( $u && $u->fetch, 'by string', '... same share' );
@@ -225,7 +212,7 @@ SKIP: {
   ok( !exists_share( $k ), 'string-key share removed' );
 
   for my $long ( 'abcde', 'ABCDEFGH' ) {
-    ok( !make( -key => $long, -create => 'yes', -destroy => 'yes' ), "key '$long' croaks" );
+    ok( !new_bounded( -key => $long, -create => 'yes', -destroy => 'yes' ), "key '$long' croaks" );
     like( $@, qr/Key must be a number or four character string/, '... Key must be a number or four character string' );
   }
 }
@@ -235,7 +222,7 @@ SKIP: {
   my @private;
   for my $form ( [ 'new()' ], [ 'key undef', -key => undef ], [ 'key 0', -key => 0 ], [ "key ''", -key => '' ] ) {
     my ( $desc, @args ) = @$form;
-    my $s = make( @args );
+    my $s = new_bounded( @args );
     ok( $s, "private share: $desc" ) or diag $@;
     next unless $s;
     $s->destroy( 1 );
@@ -248,7 +235,7 @@ SKIP: {
   for my $p ( @private ) {
     is( $p->[1]->fetch, "private $p->[0]", "private shares are distinct: $p->[0]" );
   }
-  my $again = make( -key => 0, -destroy => 1 );
+  my $again = new_bounded( -key => 0, -destroy => 1 );
   is( $again && $again->fetch, '', 'opening key 0 again gives another, empty share' );
   undef $again;
   @private = ();
@@ -256,7 +243,7 @@ SKIP: {
   SKIP: {
     skip '0.17 chains private shares at public keys 1, 2, ...', 3 if $ORIG;
     my @public_before = grep { $_->{cpid} == $$ && $_->{key} != 0 } proc_rows( 'shm' );
-    my $s = make( -destroy => 1, -size => 100 );
+    my $s = new_bounded( -destroy => 1, -size => 100 );
     ok( $s && $s->store( 'p' x 1000 ), 'private share of 100-byte segments holds 1000 bytes' );
     is( $s && $s->num_segments, 12, '... in 12 segments' );
     my @public_after = grep { $_->{cpid} == $$ && $_->{key} != 0 } proc_rows( 'shm' );
@@ -268,10 +255,10 @@ SKIP: {
 # --- -exclusive ------------------------------------------------------------------
 {
   my $k = fresh_key();
-  my $s = make( -key => $k, -create => 'yes', -destroy => 'yes' );
+  my $s = new_bounded( -key => $k, -create => 'yes', -destroy => 'yes' );
   $s->store( 'first' );
   $! = 0;
-  my $t = make( -key => $k, -create => 'yes', -exclusive => 'yes' );
+  my $t = new_bounded( -key => $k, -create => 'yes', -exclusive => 'yes' );
   my $errno = $! + 0;
   ok( !$t, '-exclusive on an existing share croaks' );
   like( $@, qr/^Failed to create share/, '... Failed to create share' );
@@ -282,11 +269,11 @@ SKIP: {
   is( $errno, EEXIST, '... $! is EEXIST' );
   is( $s->fetch, 'first', 'the existing share is untouched' );
 
-  $t = make( -key => $k, -exclusive => 'yes' );
+  $t = new_bounded( -key => $k, -exclusive => 'yes' );
   ok( !$t, '-exclusive without -create on an existing share croaks too' );
 
   my $k2 = fresh_key();
-  my $u = make( -key => $k2, -exclusive => 'yes', -destroy => 'yes' );
+  my $u = new_bounded( -key => $k2, -exclusive => 'yes', -destroy => 'yes' );
   ok( $u, '-exclusive alone creates a new share' ) or diag $@;
   if ( $u ) {
     is( $u->exclusive, IPC_EXCL | IPC_CREAT,        'exclusive accessor' );
@@ -300,7 +287,7 @@ SKIP: {
   my $k = fresh_key();
   for my $args ( [], [ -create => 'no' ], [ -create => 0, -destroy => 1 ] ) {
     $! = 0;
-    my $s = make( -key => $k, @$args );
+    my $s = new_bounded( -key => $k, @$args );
     my $errno = $! + 0;
     ok( !$s, "missing share, (@$args): croaks" );
     like( $@, qr/^Failed to create share/, '... Failed to create share' );
@@ -316,17 +303,17 @@ SKIP: {
 # --- unknown parameter -----------------------------------------------------------
 {
   my $k = fresh_key();
-  ok( !make( -key => $k, -create => 'yes', -destroy => 'yes', -foo => 1 ), 'unknown parameter croaks' );
+  ok( !new_bounded( -key => $k, -create => 'yes', -destroy => 'yes', -foo => 1 ), 'unknown parameter croaks' );
   like( $@, qr/unexpected parameter '-foo'/, "... unexpected parameter '-foo'" );
   ok( !exists_share( $k ), '... before creating anything' );
-  ok( !make( -key => $k, -sise => 100 ), 'misspelt parameter croaks' );
+  ok( !new_bounded( -key => $k, -sise => 100 ), 'misspelt parameter croaks' );
   like( $@, qr/unexpected parameter '-sise'/, "... unexpected parameter '-sise'" );
 }
 
 # --- -mode ---------------------------------------------------------------------
 {
   my $k = new_key( 8 );
-  my $s = make( -key => $k, -create => 'yes', -destroy => 'yes', -mode => 0600, -size => 100 );
+  my $s = new_bounded( -key => $k, -create => 'yes', -destroy => 'yes', -mode => 0600, -size => 100 );
   ok( $s, '-mode 0600' ) or diag $@;
   my ( $head ) = chain_shmids( $k );
   is( perms_of_shm( $head ), 0600, 'head segment has mode 0600' );
@@ -344,7 +331,7 @@ SKIP: {
   }
 
   my $k2 = fresh_key();
-  my $t = make( -key => $k2, -create => 'yes', -destroy => 'yes', -mode => 0644 );
+  my $t = new_bounded( -key => $k2, -create => 'yes', -destroy => 'yes', -mode => 0644 );
   is( perms_of_shm( ( chain_shmids( $k2 ) )[0] ), 0644, '-mode 0644: head segment' );
   is( perms_of_sem( $k2 ), 0644, '-mode 0644: semaphore set' );
   is( $t && $t->mode, 0644, '-mode 0644: accessor' );
@@ -354,7 +341,7 @@ SKIP: {
 {
   local $SIG{__WARN__} = sub { };    # 0.17 warns about the undefined mode
   my $k = fresh_key();
-  my $s = make( -key => $k, -flags => IPC_CREAT | 0640, -destroy => 'yes' );
+  my $s = new_bounded( -key => $k, -flags => IPC_CREAT | 0640, -destroy => 'yes' );
   ok( $s, '-flags IPC_CREAT|0640 creates without -create' ) or diag $@;
   if ( $s ) {
     is( perms_of_shm( ( chain_shmids( $k ) )[0] ), 0640, 'head segment has mode 0640' );
@@ -364,21 +351,21 @@ SKIP: {
     is( $s->create, 0,                'create accessor 0' );
   }
   my $k2 = fresh_key();
-  my $t = make( -key => $k2, -flags => 0600, -create => 'yes', -destroy => 'yes', -mode => 0666 );
+  my $t = new_bounded( -key => $k2, -flags => 0600, -create => 'yes', -destroy => 'yes', -mode => 0666 );
   ok( $t, '-flags 0600 with -create' ) or diag $@;
   if ( $t ) {
     is( perms_of_shm( ( chain_shmids( $k2 ) )[0] ), 0600, '-flags wins over -mode' );
     is( $t->flags, 0600 | IPC_CREAT, 'flags accessor includes IPC_CREAT' );
   }
   my $k3 = fresh_key();
-  ok( !make( -key => $k3, -flags => 0666 ), '-flags without IPC_CREAT does not create' );
+  ok( !new_bounded( -key => $k3, -flags => 0666 ), '-flags without IPC_CREAT does not create' );
   ok( !exists_share( $k3 ), '... nothing created' );
 }
 
 # --- -size -----------------------------------------------------------------------
 {
   my $k = fresh_key();
-  my $s = make( -key => $k, -create => 'yes', -destroy => 'yes' );
+  my $s = new_bounded( -key => $k, -create => 'yes', -destroy => 'yes' );
   is( real_size( $k ), 65536, 'default segment size is 65536' );
   {
     local $TODO = $ORIG ? '0.17 size() returns the size asked for' : undef;
@@ -388,7 +375,7 @@ SKIP: {
 
   for my $small ( 16, 10, 1 ) {
     my $k2 = fresh_key();
-    my $t = make( -key => $k2, -create => 'yes', -destroy => 'yes', -size => $small );
+    my $t = new_bounded( -key => $k2, -create => 'yes', -destroy => 'yes', -size => $small );
     ok( $t, "-size $small" ) or diag $@;
     is( real_size( $k2 ), 65536, "-size $small means the default 65536" );
     local $TODO = $ORIG ? '0.17 size() returns the size asked for' : undef;
@@ -396,12 +383,12 @@ SKIP: {
   }
 
   my $k3 = fresh_key();
-  my $h = make( -key => $k3, -create => 'yes', -destroy => 'yes', -size => 100 );
+  my $h = new_bounded( -key => $k3, -create => 'yes', -destroy => 'yes', -size => 100 );
   is( $h->size,         100, '-size 100: size accessor' );
   is( real_size( $k3 ), 100, '-size 100: real segment size' );
   $h->store( 'hundred' );
 
-  my $smaller = make( -key => $k3, -size => 50 );
+  my $smaller = new_bounded( -key => $k3, -size => 50 );
   ok( $smaller, 'open a 100-byte share asking for 50' ) or diag $@;
   {
     local $TODO = $ORIG ? '0.17 size() returns the size asked for' : undef;
@@ -412,26 +399,26 @@ SKIP: {
 
   SKIP: {
     skip '0.17 cannot open a share with a larger -size (and keeps the lock)', 6 if $ORIG;
-    my $larger = make( -key => $k3, -size => 1000 );
+    my $larger = new_bounded( -key => $k3, -size => 1000 );
     ok( $larger, 'open a 100-byte share asking for 1000' ) or diag $@;
     is( $larger && $larger->size,  100,       '... size accessor gives the real 100' );
     is( $larger && $larger->fetch, 'hundred', '... same data' );
     undef $larger;
-    my $default = make( -key => $k3 );
+    my $default = new_bounded( -key => $k3 );
     ok( $default, 'open a 100-byte share without -size' ) or diag $@;
     is( $default && $default->size, 100, '... size accessor gives the real 100' );
     is( real_size( $k3 ), 100, '... segment untouched' );
   }
 
   my $k4 = fresh_key();
-  my $b = make( -key => $k4, -create => 'yes', -destroy => 'yes', -size => 4096 * 3 );
+  my $b = new_bounded( -key => $k4, -create => 'yes', -destroy => 'yes', -size => 4096 * 3 );
   is( $b && $b->size, 12288, '-size 12288' );
 }
 
 # --- accessor values as in 0.17 -----------------------------------------------------
 {
   my $k = fresh_key();
-  my $s = make( -key => $k, -create => 'yes', -destroy => 'yes' );
+  my $s = new_bounded( -key => $k, -create => 'yes', -destroy => 'yes' );
   is( $s->key,       $k,               'key' );
   is( $s->create,    IPC_CREAT,        'create' );
   is( $s->exclusive, 0,                'exclusive' );
@@ -439,7 +426,7 @@ SKIP: {
   is( $s->mode,      0666,             'mode' );
   is( $s->destroy,   1,                'destroy' );
 
-  my $t = make( -key => $k );
+  my $t = new_bounded( -key => $k );
   is( $t->create,    0,    'opener: create' );
   is( $t->exclusive, 0,    'opener: exclusive' );
   is( $t->flags,     0666, 'opener: flags' );
@@ -448,7 +435,7 @@ SKIP: {
   undef $t;
 
   my $k2 = fresh_key();
-  my $e = make( -key => $k2, -create => 'yes', -exclusive => 'yes', -destroy => 'yes', -mode => 0660 );
+  my $e = new_bounded( -key => $k2, -create => 'yes', -exclusive => 'yes', -destroy => 'yes', -mode => 0660 );
   is( $e->create,    IPC_CREAT,                   'exclusive share: create' );
   is( $e->exclusive, IPC_EXCL | IPC_CREAT,        'exclusive share: exclusive' );
   is( $e->flags,     0660 | IPC_CREAT | IPC_EXCL, 'exclusive share: flags' );

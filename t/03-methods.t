@@ -10,7 +10,7 @@
 use strict;
 use warnings;
 use lib 't/lib';
-use SLTest;
+use SLTest qw(:DEFAULT new_or_diag);
 use Test::More;
 use POSIX ();
 use Errno qw( EINVAL );
@@ -22,14 +22,6 @@ my $ORIG = impl_under_test() eq 'orig';
 
 $SIG{ALRM} = 'DEFAULT';    # a hang kills the test instead of blocking the run
 alarm 120;
-
-sub make {
-  my @args = @_;
-  my $s = eval { IPC::ShareLite->new( @args ) };
-  diag( "new(@args): $@" ) unless $s;
-  return $s;
-}
-
 
 sub shm_gone {
   my $id = shift;
@@ -86,7 +78,7 @@ sub release {
 # --- store / fetch ------------------------------------------------------------
 {
   my $k = new_key( 8 );
-  my $s = make( -key => $k, -create => 'yes', -destroy => 'yes', -size => 1000 );
+  my $s = new_or_diag( -key => $k, -create => 'yes', -destroy => 'yes', -size => 1000 );
   my $data = 1000 - 16;
   is( $s->size,         1000, 'segment size 1000' );
   is( $s->fetch,        '',   'a new share holds the empty string' );
@@ -139,7 +131,7 @@ sub release {
   is( $s->version, $v, 'versions still counted' );
 
   # a second handle sees every store
-  my $t = make( -key => $k, -size => 1000 );
+  my $t = new_or_diag( -key => $k, -size => 1000 );
   $s->store( 'seen by t' );
   is( $t->fetch,   'seen by t', 'a second handle sees the value' );
   is( $t->version, $s->version, 'and the same version' );
@@ -150,7 +142,7 @@ sub release {
 # --- large values -------------------------------------------------------------
 {
   my $k = new_key( 32 );
-  my $s = make( -key => $k, -create => 'yes', -destroy => 'yes' );
+  my $s = new_or_diag( -key => $k, -create => 'yes', -destroy => 'yes' );
   my $big = join '', map { pack 'N', int rand 2**32 } 1 .. 262144;    # 1 MB of noise
   is( length $big, 1048576, '1 MB value' );
   is( $s->store( $big ), 1, 'store 1 MB' );
@@ -168,8 +160,8 @@ sub release {
 # --- shrinking and growing ----------------------------------------------------
 {
   my $k = new_key( 16 );
-  my $s = make( -key => $k, -create => 'yes', -destroy => 'yes', -size => 1000 );
-  my $t = make( -key => $k, -size => 1000 );
+  my $s = new_or_diag( -key => $k, -create => 'yes', -destroy => 'yes', -size => 1000 );
+  my $t = new_or_diag( -key => $k, -size => 1000 );
   $s->store( 'a' x 5000 );
   is( $s->num_segments, 6, '5000 bytes: 6 segments' );
   is( $t->fetch, 'a' x 5000, 'other handle reads 5000 bytes' );
@@ -202,8 +194,8 @@ sub release {
 # --- lock / unlock ------------------------------------------------------------
 {
   my $k = new_key( 4 );
-  my $a = make( -key => $k, -create => 'yes', -destroy => 'yes' );
-  my $b = make( -key => $k );
+  my $a = new_or_diag( -key => $k, -create => 'yes', -destroy => 'yes' );
+  my $b = new_or_diag( -key => $k );
 
   is_deeply( [ sem_counts( $k ) ], [ 0, 0 ], 'no lock held at first' );
   is( $a->lock, 1, 'lock() returns 1' );
@@ -334,8 +326,8 @@ sub release {
 # (own handles: 0.17's defect leaves a handle's lock state wrong afterwards)
 {
   my $k = new_key( 4 );
-  my $a = make( -key => $k, -create => 'yes', -destroy => 'yes' );
-  my $b = make( -key => $k );
+  my $a = new_or_diag( -key => $k, -create => 'yes', -destroy => 'yes' );
+  my $b = new_or_diag( -key => $k );
   local $TODO = $ORIG ? '0.17 does not lock again after lock(LOCK_UN)' : undef;
   $a->lock;
   is( $a->lock( LOCK_UN ), 1, 'lock(LOCK_UN) returns 1' );
@@ -357,8 +349,8 @@ sub release {
 SKIP: {
   skip '0.17 has no lock timeout (it would block for ever)', 14 if $ORIG;
   my $k = new_key( 4 );
-  my $a = make( -key => $k, -create => 'yes', -destroy => 'yes' );
-  my $b = make( -key => $k );
+  my $a = new_or_diag( -key => $k, -create => 'yes', -destroy => 'yes' );
+  my $b = new_or_diag( -key => $k );
 
   my $t0 = time;
   is( $a->lock( LOCK_EX, 0.3 ), 1, 'lock(LOCK_EX, 0.3) on a free share gives 1' );
@@ -403,7 +395,7 @@ SKIP: {
 # --- utf8 and wide characters ---------------------------------------------------
 {
   my $k = new_key( 4 );
-  my $s = make( -key => $k, -create => 'yes', -destroy => 'yes' );
+  my $s = new_or_diag( -key => $k, -create => 'yes', -destroy => 'yes' );
   my $latin = "caf\xe9 \xff\x00\x80";
   my $up    = $latin;
   utf8::upgrade( $up );
@@ -435,7 +427,7 @@ SKIP: {
 # --- destroy accessor -------------------------------------------------------------
 {
   my $k = new_key( 4 );
-  my $s = make( -key => $k, -create => 'yes' );
+  my $s = new_or_diag( -key => $k, -create => 'yes' );
   is( $s->destroy,      0, 'destroy defaults to 0' );
   is( $s->destroy( 1 ), 1, 'destroy(1) returns 1' );
   is( $s->destroy,      1, 'destroy is now 1' );
@@ -443,7 +435,7 @@ SKIP: {
   is( $s->destroy,      0, 'destroy is now 0' );
   undef $s;
   ok( defined semget( $k, 0, 0 ), 'destroy 0: share kept' );
-  my $t = make( -key => $k );
+  my $t = new_or_diag( -key => $k );
   is( $t->destroy( 1 ), 1, 'destroy(1) on an opener' );
   undef $t;
   ok( !defined semget( $k, 0, 0 ), 'destroy set later: share removed' );
@@ -454,7 +446,7 @@ SKIP: {
 SKIP: {
   skip 'remove() is new in 0.18', 12 if $ORIG;
   my $k = new_key( 8 );
-  my $s = make( -key => $k, -create => 'yes', -size => 1000 );
+  my $s = new_or_diag( -key => $k, -create => 'yes', -size => 1000 );
   $s->store( 'r' x 3000 );
   my @ids = chain_shmids( $k );
   is( scalar @ids, 4, '4 segments before remove' );
@@ -474,7 +466,7 @@ SKIP: {
   }
 
   my $k2 = new_key( 4 );
-  my $t = make( -key => $k2, -create => 'yes', -destroy => 'yes' );
+  my $t = new_or_diag( -key => $k2, -create => 'yes', -destroy => 'yes' );
   ok( eval { $t->remove; 1 }, 'remove() with destroy on' ) or diag $@;
   ok( !defined semget( $k2, 0, 0 ) && !defined shmget( $k2, 0, 0 ), 'share gone' );
   undef $t;
@@ -484,7 +476,7 @@ SKIP: {
 SKIP: {
   skip "0.17 removes the share in the child's DESTROY", 8 if $ORIG;
   my $k = new_key( 8 );
-  my $s = make( -key => $k, -create => 'yes', -destroy => 'yes', -size => 1000 );
+  my $s = new_or_diag( -key => $k, -create => 'yes', -destroy => 'yes', -size => 1000 );
   $s->store( 'k' x 2000 );
 
   my $pid = fork;

@@ -10,7 +10,7 @@
 use strict;
 use warnings;
 use lib 't/lib';
-use SLTest;
+use SLTest qw(:DEFAULT new_or_diag);
 use Test::More;
 use POSIX ();
 use IPC::SysV qw( GETVAL IPC_PRIVATE IPC_CREAT IPC_RMID );
@@ -21,14 +21,6 @@ my $IMPL = impl_under_test();
 my $ME   = quotemeta $0;
 
 $SIG{ALRM} = 'DEFAULT';
-
-sub make {
-  my @args = @_;
-  my $s = eval { IPC::ShareLite->new( @args ) };
-  diag( "new(@args): $@" ) unless $s;
-  return $s;
-}
-
 
 # Another process (of the implementation under test) opens the share and
 # tries LOCK_EX|LOCK_NB; gives its output ('1' when it got the lock).
@@ -77,7 +69,7 @@ sub guarded {
 # --- invalid lock flags -------------------------------------------------------
 {
   my $k = new_key( 2 );
-  my $s = make( -key => $k, -create => 'yes', -destroy => 'yes' );
+  my $s = new_or_diag( -key => $k, -create => 'yes', -destroy => 'yes' );
   $s->store( 'kept' );
   for my $bad ( [ 'LOCK_EX|LOCK_SH', LOCK_EX | LOCK_SH ], [ 'LOCK_UN|LOCK_EX', LOCK_UN | LOCK_EX ],
     [ 'LOCK_UN|LOCK_SH', LOCK_UN | LOCK_SH ], [ 'LOCK_SH|LOCK_EX|LOCK_NB', LOCK_SH | LOCK_EX | LOCK_NB ] )
@@ -97,7 +89,7 @@ sub guarded {
 # --- wide-character store -------------------------------------------------------
 {
   my $k = new_key( 2 );
-  my $s = make( -key => $k, -create => 'yes', -destroy => 'yes' );
+  my $s = new_or_diag( -key => $k, -create => 'yes', -destroy => 'yes' );
   $s->store( 'old value' );
   for my $held ( undef, LOCK_EX, LOCK_SH ) {
     my $desc = 'wide-character store' . ( defined $held ? " holding " . ( $held == LOCK_EX ? 'EX' : 'SH' ) : '' );
@@ -125,7 +117,7 @@ SKIP: {
   # (0.17 passes the croak checks, but its DESTROY then keeps the removed segments attached)
   skip '0.17 keeps removed segments attached after DESTROY', 8 if $ORIG;
   my $k = new_key( 4 );
-  my $s = make( -key => $k, -create => 'yes', -destroy => 'yes', -size => 1000 );
+  my $s = new_or_diag( -key => $k, -create => 'yes', -destroy => 'yes', -size => 1000 );
   $s->store( 'z' x 2000 );
   my @ids = chain_shmids( $k );
   purge_key( $k );
@@ -177,7 +169,7 @@ SKIP: {
   for my $sc ( @scenarios ) {
     my ( $name, $corrupt ) = @$sc;
     my $k = new_key( 8 );
-    my $s = make( -key => $k, -create => 'yes', -destroy => 'yes', -size => $SIZE );
+    my $s = new_or_diag( -key => $k, -create => 'yes', -destroy => 'yes', -size => $SIZE );
     $s->store( 'good' );
     my ( $head ) = chain_shmids( $k );
     my @extra;
@@ -209,7 +201,7 @@ SKIP: {
     ok( defined $r && $r eq $value, "$name: and fetch returns it" ) or diag $err;
     is( scalar( () = chain_shmids( $k ) ), 4, "$name: a clean chain of 4 in the kernel" );
     is( other_lock( $k ), '1', "$name: another process can lock" );
-    my $t = make( -key => $k );
+    my $t = new_or_diag( -key => $k );
     ( $r, $err ) = guarded( "fetch by a new handle, $name", sub { $t->fetch } );
     ok( defined $r && $r eq $value, "$name: a new handle reads it" ) or diag $err;
     undef $t;
@@ -239,7 +231,7 @@ SKIP: {
   for my $sc ( @store_scenarios ) {
     my ( $name, $corrupt ) = @$sc;
     my $k = new_key( 8 );
-    my $s = make( -key => $k, -create => 'yes', -destroy => 'yes', -size => $SIZE );
+    my $s = new_or_diag( -key => $k, -create => 'yes', -destroy => 'yes', -size => $SIZE );
     my ( $head ) = chain_shmids( $k );
     my @extra;
     $corrupt->( $head, \@extra );
@@ -267,7 +259,7 @@ SKIP: {
   # a two-segment cycle: fetch croaks, DESTROY terminates and removes everything
   {
     my $k = new_key( 8 );
-    my $s = make( -key => $k, -create => 'yes', -destroy => 'yes', -size => $SIZE );
+    my $s = new_or_diag( -key => $k, -create => 'yes', -destroy => 'yes', -size => $SIZE );
     $s->store( 'c' x ( 2 * $DATA ) );
     my @ids = chain_shmids( $k );
     is( scalar @ids, 2, 'two segments' );
@@ -290,7 +282,7 @@ SKIP: {
   # DESTROY (removing) straight on a self cycle
   {
     my $k = new_key( 4 );
-    my $s = make( -key => $k, -create => 'yes', -destroy => 'yes', -size => $SIZE );
+    my $s = new_or_diag( -key => $k, -create => 'yes', -destroy => 'yes', -size => $SIZE );
     my ( $head ) = chain_shmids( $k );
     set_header( $head, $head, 2 * $DATA );
     my ( $r, $err ) = guarded( 'DESTROY, self cycle', sub { undef $s; 1 } );

@@ -9,7 +9,7 @@
 use strict;
 use warnings;
 use lib 't/lib';
-use SLTest qw(:DEFAULT shm_row sem_row_by_key perms_of_shm perms_of_sem real_size exists_share);
+use SLTest qw(:DEFAULT shm_row sem_row_by_key perms_of_shm perms_of_sem real_size exists_share new_bounded);
 use Test::More;
 use Errno qw( EINVAL );
 use IPC::ShareLite qw( :all );
@@ -18,18 +18,6 @@ plan skip_all => '-size units and -mode strings are new in 0.18' if impl_under_t
 watchdog( 120 );
 
 my $ME = quotemeta __FILE__;
-
-sub make {
-  my @args = @_;
-  local $SIG{ALRM} = 'DEFAULT';    # a hang is a failure, not a stuck test run
-  alarm 10;
-  my $s = eval { IPC::ShareLite->new( @args ) };
-  my $err = $@;
-  alarm 0;
-  $@ = $err;
-  return $s;
-}
-
 
 # --- -size with units --------------------------------------------------------------
 {
@@ -46,7 +34,7 @@ sub make {
   for my $c ( @cases ) {
     my ( $arg, $bytes ) = @$c;
     my $k = new_key( 2 );
-    my $s = make( -key => $k, -create => 'yes', -destroy => 'yes', -size => $arg );
+    my $s = new_bounded( -key => $k, -create => 'yes', -destroy => 'yes', -size => $arg );
     ok( $s, "-size '$arg'" ) or diag $@;
     is( $s && $s->size,   $bytes, "-size '$arg': size accessor is $bytes" );
     is( real_size( $k ),  $bytes, "-size '$arg': the segment has $bytes bytes" );
@@ -58,7 +46,7 @@ sub make {
   SKIP: {
     skip 'shmmax is below 1 GiB', 2 unless $max >= 1024**3;
     my $k = new_key( 2 );
-    my $s = make( -key => $k, -create => 'yes', -destroy => 'yes', -size => '1G' );
+    my $s = new_bounded( -key => $k, -create => 'yes', -destroy => 'yes', -size => '1G' );
     skip "the system refuses a 1 GiB segment: $@", 2 if !$s && $@ =~ /No space|Cannot allocate|Invalid argument/;
     is( $s && $s->size,  1024**3, "-size '1G': size accessor" );
     is( real_size( $k ), 1024**3, "-size '1G': the segment has 2**30 bytes" );
@@ -67,7 +55,7 @@ sub make {
   # Values spread over segments of the size asked for: 1 KiB segments carry
   # 1008 bytes each after their 16-byte header.
   my $k = new_key( 8 );
-  my $s = make( -key => $k, -create => 'yes', -destroy => 'yes', -size => '1k' );
+  my $s = new_bounded( -key => $k, -create => 'yes', -destroy => 'yes', -size => '1k' );
   my $value = join '', map { chr( $_ % 251 ) } 1 .. 5000;
   ok( $s && $s->store( $value ), "store 5000 bytes in a '1k' share" );
   is( $s && $s->num_segments, 5, '... in 5 segments' );
@@ -77,7 +65,7 @@ sub make {
   ok( $s && $s->fetch eq $value, '... and fetched back whole' );
 
   # A second opener with a unit of its own still gets the share's real size.
-  my $t = make( -key => $k, -size => '4M' );
+  my $t = new_bounded( -key => $k, -size => '4M' );
   is( $t && $t->size, 1024, "opening it with -size '4M' gives the real 1024" );
   ok( $t && $t->fetch eq $value, '... and the same value' );
 }
@@ -85,7 +73,7 @@ sub make {
 # --- malformed -size ---------------------------------------------------------------
 for my $bad ( '1.5M', '10KB', '10 k', ' 10k', 'k', '-1', '-1k', '4T', '1e3k', 'abc', '0x100', 1.5, -4096 ) {
   my $k = new_key( 2 );
-  ok( !make( -key => $k, -create => 'yes', -destroy => 'yes', -size => $bad ), "-size '$bad' croaks" );
+  ok( !new_bounded( -key => $k, -create => 'yes', -destroy => 'yes', -size => $bad ), "-size '$bad' croaks" );
   my ( $err, $errno ) = ( $@, $! + 0 );
   like( $err, qr/^Failed to create share: Invalid argument \(-size must be a whole number of bytes, optionally followed by k, M or G: not '\Q$bad\E'\) at $ME line \d+/,
     "... saying what -size must be, at the caller" );
@@ -94,7 +82,7 @@ for my $bad ( '1.5M', '10KB', '10 k', ' 10k', 'k', '-1', '-1k', '4T', '1e3k', 'a
 }
 {
   my $k = new_key( 2 );
-  ok( !make( -key => $k, -create => 'yes', -destroy => 'yes', -size => '99999999999G' ), "-size '99999999999G' croaks" );
+  ok( !new_bounded( -key => $k, -create => 'yes', -destroy => 'yes', -size => '99999999999G' ), "-size '99999999999G' croaks" );
   like( $@, qr/^Failed to create share: Invalid argument \(-size 99999999999G is larger than any segment\) at $ME line \d+/,
     '... larger than any segment' );
   ok( !exists_share( $k ), '... before creating anything' );
@@ -117,7 +105,7 @@ for my $bad ( '1.5M', '10KB', '10 k', ' 10k', 'k', '-1', '-1k', '4T', '1e3k', 'a
   for my $c ( @cases ) {
     my ( $arg, $bits ) = @$c;
     my $k = new_key( 4 );
-    my $s = make( -key => $k, -create => 'yes', -destroy => 'yes', -mode => $arg, -size => 100 );
+    my $s = new_bounded( -key => $k, -create => 'yes', -destroy => 'yes', -mode => $arg, -size => 100 );
     my $show = sprintf '%04o', $bits;
     ok( $s, "-mode '$arg'" ) or diag $@;
     is( $s && $s->mode,  $bits,             "-mode '$arg': mode accessor is $show" );
@@ -134,7 +122,7 @@ for my $bad ( '1.5M', '10KB', '10 k', ' 10k', 'k', '-1', '-1k', '4T', '1e3k', 'a
   # error, and nothing is left behind.
   {
     my $k = new_key( 2 );
-    my $s = make( -key => $k, -create => 'yes', -destroy => 'yes', -mode => 'r--r--r--' );
+    my $s = new_bounded( -key => $k, -create => 'yes', -destroy => 'yes', -mode => 'r--r--r--' );
     if ( $> == 0 ) {
       ok( $s, "-mode 'r--r--r--' as root" ) or diag $@;
       is( $s && $s->mode, 0444, '... mode accessor is 0444' );
@@ -151,7 +139,7 @@ for my $bad ( '1.5M', '10KB', '10 k', ' 10k', 'k', '-1', '-1k', '4T', '1e3k', 'a
   SKIP: {
     skip 'mode 0 is usable by root only', 3 unless $> == 0;
     my $k = new_key( 2 );
-    my $s = make( -key => $k, -create => 'yes', -destroy => 'yes', -mode => '---------' );
+    my $s = new_bounded( -key => $k, -create => 'yes', -destroy => 'yes', -mode => '---------' );
     ok( $s, "-mode '---------'" ) or diag $@;
     is( $s && $s->mode,    0, '... mode accessor is 0' );
     is( perms_of_sem( $k ), 0, '... the semaphore set has mode 0' );
@@ -159,7 +147,7 @@ for my $bad ( '1.5M', '10KB', '10 k', ' 10k', 'k', '-1', '-1k', '4T', '1e3k', 'a
 
   # -flags wins over -mode, whatever -mode holds (as documented).
   my $k = new_key( 2 );
-  my $s = make( -key => $k, -flags => IPC_CREAT | 0600, -destroy => 'yes', -mode => 'rwxrwxrwx' );
+  my $s = new_bounded( -key => $k, -flags => IPC_CREAT | 0600, -destroy => 'yes', -mode => 'rwxrwxrwx' );
   ok( $s, '-flags with a -mode string' ) or diag $@;
   is( $s && $s->mode, undef, '... mode accessor is undef' );
   is( perms_of_sem( $k ), 0600, '... the mode comes from -flags' );
@@ -168,7 +156,7 @@ for my $bad ( '1.5M', '10KB', '10 k', ' 10k', 'k', '-1', '-1k', '4T', '1e3k', 'a
 # --- malformed -mode ---------------------------------------------------------------
 for my $bad ( 'rw-r--r', 'rw-r--r--x', 'rwxrwxrwz', 'wr-------', 'RW-R-----', 'u=rw', '0689', '0o640', '0x1b6', 'abc', -1, 1.5 ) {
   my $k = new_key( 2 );
-  ok( !make( -key => $k, -create => 'yes', -destroy => 'yes', -mode => $bad ), "-mode '$bad' croaks" );
+  ok( !new_bounded( -key => $k, -create => 'yes', -destroy => 'yes', -mode => $bad ), "-mode '$bad' croaks" );
   my ( $err, $errno ) = ( $@, $! + 0 );
   like( $err, qr/^Failed to create share: Invalid argument \(-mode must be a number, an octal string such as '0640' or permissions such as 'rw-r-----': not '\Q$bad\E'\) at $ME line \d+/,
     "... saying what -mode must be, at the caller" );

@@ -33,8 +33,9 @@ our @EXPORT = qw(
   can_switch_to_nobody
 );
 
-# On request: rows and modes of single objects, for the tests of new().
-our @EXPORT_OK = qw(shm_row sem_row_by_key perms_of_shm perms_of_sem real_size exists_share);
+# On request: rows and modes of single objects, for the tests of new(),
+# and new() called the two ways those tests call it.
+our @EXPORT_OK = qw(shm_row sem_row_by_key perms_of_shm perms_of_sem real_size exists_share new_bounded new_or_diag);
 
 my $ROOT     = abs_path( File::Spec->catdir( dirname( __FILE__ ), '..', '..' ) );
 my $MAIN_PID = $$;
@@ -424,6 +425,32 @@ sub real_size {
   return undef unless defined $id;
   my $r = shm_row( $id );
   return $r ? $r->{size} : undef;
+}
+
+# new() croaks at the test's line, as if the test had called it: Carp passes
+# over the frames of a package that the croaking one trusts.
+our @CARP_NOT = ('IPC::ShareLite');
+
+# IPC::ShareLite->new( @args ) under a 10 s alarm (a hang fails the test
+# instead of blocking the run): the object, or undef with new's error in $@.
+sub new_bounded {
+  my @args = @_;
+  local $SIG{ALRM} = 'DEFAULT';
+  alarm 10;
+  my $s = eval { IPC::ShareLite->new( @args ) };
+  my $err = $@;
+  alarm 0;
+  $@ = $err;
+  return $s;
+}
+
+# IPC::ShareLite->new( @args ): the object, or undef with new's error shown
+# as a diagnostic.
+sub new_or_diag {
+  my @args = @_;
+  my $s = eval { IPC::ShareLite->new( @args ) };
+  Test::More::diag( "new(@args): $@" ) unless $s;
+  return $s;
 }
 
 # True when a segment or a semaphore set exists at $key.
