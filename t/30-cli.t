@@ -27,7 +27,7 @@ use Config ();
 use warnings;
 use Test::More;
 use lib 't/lib';
-use SLTest;
+use SLTest qw(:DEFAULT ipc_objects created_since);
 use File::Temp ();
 use Fcntl qw(LOCK_SH LOCK_EX);
 use IPC::SysV qw(IPC_RMID);
@@ -99,23 +99,6 @@ sub khex { sprintf '0x%08x', $_[0] & 0xffffffff }
 
 sub shm_by_id { return { map { $_->{shmid} => $_ } proc_rows( '/proc/sysvipc/shm' ) } }
 sub sem_by_key { return { map { $_->{key} => $_ } proc_rows( '/proc/sysvipc/sem' ) } }
-
-# Every SysV object as "shm:ID" / "sem:ID" => row.
-sub ipc_objects {
-  my %o;
-  $o{"shm:$_->{shmid}"} = $_ for proc_rows( '/proc/sysvipc/shm' );
-  $o{"sem:$_->{semid}"} = $_ for proc_rows( '/proc/sysvipc/sem' );
-  return \%o;
-}
-
-# Objects that appeared since $before and are at $key or made by $pid.
-sub created_since {
-  my ( $before, $key, $pid ) = @_;
-  my $now = ipc_objects();
-  return grep {
-    !$before->{$_} && ( $now->{$_}{key} == $key || ( $now->{$_}{cpid} && $now->{$_}{cpid} == $pid ) )
-  } sort keys %$now;
-}
 
 sub share_gone {
   my ( $key, @ids ) = @_;

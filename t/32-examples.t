@@ -6,7 +6,7 @@
 # process. (Private objects in general are not counted: other test files
 # create and remove their own at the same time under prove -j.)
 use lib 't/lib';
-use SLTest;
+use SLTest qw(:DEFAULT ipc_objects created_since);
 use strict;
 use warnings;
 use Test::More;
@@ -14,26 +14,6 @@ use POSIX ();
 
 my $root = root_dir();
 chdir $root or die "chdir $root: $!";
-
-
-# Every SysV object as "shm:ID" / "sem:ID" => row.
-sub ipc_objects {
-  my %o;
-  $o{"shm:$_->{shmid}"} = $_ for proc_rows( '/proc/sysvipc/shm' );
-  $o{"sem:$_->{semid}"} = $_ for proc_rows( '/proc/sysvipc/sem' );
-  return \%o;
-}
-
-# Objects created since $before at $key, or made by $pid.
-sub left_since {
-  my ( $before, $pid, $key ) = @_;
-  my $now = ipc_objects();
-  return map { "$_ key=$now->{$_}{key}" . ( $now->{$_}{cpid} ? " cpid=$now->{$_}{cpid}" : '' ) } grep {
-    my $r = $now->{$_};
-    !$before->{$_}
-     && ( ( defined $key && $r->{key} == $key ) || ( $r->{cpid} && $r->{cpid} == $pid ) )
-  } sort keys %$now;
-}
 
 # Runs examples/$script with @args; returns (exit code, stdout, pid, ipcs before).
 sub run_example {
@@ -58,7 +38,7 @@ sub run_example {
   my ( $rc, $out, $pid, $before ) = run_example( 'counter.pl', 3, 200 );
   is( $rc, 0, 'counter.pl exits 0' );
   like( $out, qr/^3 workers x 200 increments = 600 \(expected 600\)$/m, 'counter.pl: nothing lost' );
-  is_deeply( [ left_since( $before, $pid ) ], [], 'counter.pl: nothing left in ipcs' );
+  is_deeply( [ created_since( $before, undef, $pid ) ], [], 'counter.pl: nothing left in ipcs' );
 }
 
 # producer-consumer.pl
@@ -73,7 +53,7 @@ sub run_example {
   }
   like( $out, qr/^producer: $m of $m messages acknowledged by all $n consumers$/m, 'producer-consumer.pl: every message acknowledged' );
   like( $out, qr/^all $n consumers got all $m messages once, in order$/m, 'producer-consumer.pl: final verdict' );
-  is_deeply( [ left_since( $before, $pid ) ], [], 'producer-consumer.pl: nothing left in ipcs' );
+  is_deeply( [ created_since( $before, undef, $pid ) ], [], 'producer-consumer.pl: nothing left in ipcs' );
 }
 
 # shared-hash.pl
@@ -87,7 +67,7 @@ sub run_example {
     like( $out, qr/^$codec: merged hash .*\n(?:  .*\n)*?  updates => ${\( $w * $k )}$/m, "shared-hash.pl: $codec update count printed" );
     like( $out, qr/^$codec: merged hash .*\n(?:  .*\n)*?  w$w\.k$k => from worker $w$/m, "shared-hash.pl: $codec keys printed" );
   }
-  is_deeply( [ left_since( $before, $pid ) ], [], 'shared-hash.pl: nothing left in ipcs' );
+  is_deeply( [ created_since( $before, undef, $pid ) ], [], 'shared-hash.pl: nothing left in ipcs' );
 }
 
 # perl-and-rust.pl
@@ -104,7 +84,7 @@ SKIP: {
   like( $out, qr/^perl -> rust: hello from perl \(pid $pid\)$/m, 'perl-and-rust.pl: Perl stored its reply' );
   like( $out, qr/^rust fetched: hello from perl \(pid $pid\)$/m, 'perl-and-rust.pl: Rust got the reply' );
   like( $out, qr/^share 0x$hex removed$/m, 'perl-and-rust.pl: share removed' ) if defined $hex;
-  is_deeply( [ left_since( $before, $pid, $key ) ], [], 'perl-and-rust.pl: nothing left in ipcs' );
+  is_deeply( [ created_since( $before, $key, $pid ) ], [], 'perl-and-rust.pl: nothing left in ipcs' );
   ok( defined $key && !defined( shmget( $key, 0, 0 ) ) && !defined( semget( $key, 0, 0 ) ), 'perl-and-rust.pl: key free again' );
   # Not removed here if left: the key is the example's (taken -exclusive),
   # not one this file reserved; the tests above report it.

@@ -34,8 +34,10 @@ our @EXPORT = qw(
 );
 
 # On request: rows and modes of single objects, for the tests of new(),
-# and new() called the two ways those tests call it.
-our @EXPORT_OK = qw(shm_row sem_row_by_key perms_of_shm perms_of_sem real_size exists_share new_bounded new_or_diag);
+# new() called the two ways those tests call it, and what appeared in ipcs
+# while a command ran.
+our @EXPORT_OK = qw(shm_row sem_row_by_key perms_of_shm perms_of_sem real_size exists_share new_bounded new_or_diag
+  ipc_objects created_since);
 
 my $ROOT     = abs_path( File::Spec->catdir( dirname( __FILE__ ), '..', '..' ) );
 my $MAIN_PID = $$;
@@ -451,6 +453,27 @@ sub new_or_diag {
   my $s = eval { IPC::ShareLite->new( @args ) };
   Test::More::diag( "new(@args): $@" ) unless $s;
   return $s;
+}
+
+# Every SysV object as "shm:ID" / "sem:ID" => its row.
+sub ipc_objects {
+  my %o;
+  $o{"shm:$_->{shmid}"} = $_ for proc_rows( 'shm' );
+  $o{"sem:$_->{semid}"} = $_ for proc_rows( 'sem' );
+  return \%o;
+}
+
+# The objects of ipc_objects() that were not in $before and are at $key
+# (undef: any key) or were made by $pid, sorted, each as
+# "shm:ID key=KEY cpid=PID" (no cpid for a semaphore set).
+sub created_since {
+  my ( $before, $key, $pid ) = @_;
+  my $now = ipc_objects();
+  my @new = grep {
+    my $r = $now->{$_};
+    !$before->{$_} && ( ( defined $key && $r->{key} == $key ) || ( $r->{cpid} && $r->{cpid} == $pid ) )
+  } sort keys %$now;
+  return map { "$_ key=$now->{$_}{key}" . ( $now->{$_}{cpid} ? " cpid=$now->{$_}{cpid}" : '' ) } @new;
 }
 
 # True when a segment or a semaphore set exists at $key.
