@@ -1,12 +1,13 @@
 # IPC::ShareLite::Inspect: keys from strings (the module's rules and the
-# command's hex / negative forms, the 0.17 messages, "too large"), the
-# segment-count formula, headers and chain walks on real segments (ok,
-# cycle, dangling link, invalid id, a segment of another size), the SysV
-# listing from /proc/sysvipc and from the real ipcs compared object by
-# object, the ipcs parser on sample output of FreeBSD, NetBSD/OpenBSD,
-# macOS, Solaris/illumos and util-linux, and orphans() on real orphans made
-# by children that exited, next to segments that must never be taken for
-# one. Every object is created here, known by its id, and removed at the end.
+# command's hex / negative forms, the 0.17 messages, "too large"), whether
+# a key is in use, the segment-count formula, headers and chain walks on
+# real segments (ok, cycle, dangling link, invalid id, a segment of another
+# size), the SysV listing from /proc/sysvipc and from the real ipcs compared
+# object by object, the ipcs parser on sample output of FreeBSD,
+# NetBSD/OpenBSD, macOS, Solaris/illumos and util-linux, and orphans() on
+# real orphans made by children that exited, next to segments that must
+# never be taken for one. Every object is created here, known by its id, and
+# removed at the end.
 
 use strict;
 use warnings;
@@ -111,6 +112,23 @@ EOC
   is( $out, join( ',', 64, 4886718345, '18446744073709551615', -9223372036854775808, -1, 18446744073709551614,
       unpack( 'i', pack( 'A4', 'abcd' ) ), 'too large', 'too large' ) . "\n",
     'a 64-bit key_t: wider numbers, the same string keys, "too large" past 64 bits' );
+}
+
+# key_in_use: a segment or a semaphore set at the key, each alone; never IPC_PRIVATE.
+{
+  my $k = free_key();
+  ok( !key_in_use( $k ), 'key_in_use: a free key is not in use' );
+  my $id = segment( $k, 4096 );
+  ok( key_in_use( $k ), '... a segment at the key is' );
+  shmctl( $id, IPC_RMID, 0 ) or die "shmctl: $!";
+  ok( !key_in_use( $k ), '... not once the segment is removed' );
+  my $semid = semget( $k, 3, IPC_CREAT | IPC_EXCL | 0600 ) // die "semget: $!";
+  push @SEM, $semid;
+  ok( key_in_use( $k ), '... a semaphore set at the key is' );
+  semctl( $semid, 0, IPC_RMID, 0 ) or die "semctl: $!";
+  ok( !key_in_use( $k ), '... not once the set is removed' );
+  segment( IPC_PRIVATE, 4096 );
+  ok( !key_in_use( IPC_PRIVATE ), '... IPC_PRIVATE never is' );
 }
 
 # ------------------------------------------------------------ headers and chains

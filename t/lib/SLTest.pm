@@ -16,7 +16,6 @@ use strict;
 use warnings;
 use Cwd qw(abs_path);
 use Digest::MD5 ();
-use Errno ();
 use File::Basename qw(dirname);
 use File::Spec;
 use File::Temp ();
@@ -94,14 +93,6 @@ sub _candidate {
   return $KEY_LO + $d % $KEY_RANGE;
 }
 
-# Is there a segment or a semaphore set at $key (also one we may not open)?
-sub _key_taken {
-  my $key = shift;
-  return 1 if defined shmget( $key, 0, 0 ) || $! != Errno::ENOENT;
-  return 1 if defined semget( $key, 0, 0 ) || $! != Errno::ENOENT;
-  return 0;
-}
-
 my @RESERVED;    # [ key, span ] handed out by new_key
 
 sub _reserved {
@@ -118,7 +109,7 @@ sub new_key {
   for ( 1 .. 10_000 ) {
     my $key = _candidate( $SEED, $TRY++ );
     next if grep { $key <= $_->[0] + $_->[1] && $_->[0] <= $key + $span } @RESERVED;
-    next if grep { _key_taken( $key + $_ ) } 0 .. $span;
+    next if grep { IPC::ShareLite::Inspect::key_in_use( $key + $_ ) } 0 .. $span;
     push @RESERVED, [ $key, $span ];
     return $key;
   }
