@@ -40,12 +40,14 @@ my %TIMING = (
   quick => { target => 0.12, calibrate => 0.02 },
 );
 
-# Keys: every child owns a block of 256 keys derived from its pid (0.17 chains
-# extra segments on the keys after the share's own). This range stays clear of
-# the one the test suite uses (0x20000000 + pid*256).
-my $KEY_BASE  = 0x60000000;
-my $KEY_SPAN  = 256;
-my $PID_MASK  = 0x1FFFFF;
+# Keys: the parent hands every run a block of 256 keys at which nothing
+# existed (0.17 chains extra segments on the keys after the share's own),
+# drawn at random from 0x60000000 .. 0x6FFFFFFF (clear of the test suite's
+# 0x10000000 .. 0x1FFFFFFF), and afterwards removes what is left at those
+# keys and in the chains hanging from them: never anything by pid alone.
+my $KEY_BASE   = 0x60000000;
+my $KEY_SPAN   = 256;
+my $KEY_BLOCKS = 0x10000000 / $KEY_SPAN;
 
 # The floor (bench/floor.c, built here with cc): 0.17's protocol in C, and
 # the same cases through our Rust core's C ABI. A row whose ours/floor is
@@ -63,8 +65,6 @@ exit( @ARGV && $ARGV[0] eq '--child' ? child_main( @ARGV[ 1 .. $#ARGV ] ) : run_
 # ---------------------------------------------------------------------------
 # Shared helpers
 
-sub key_block_of_pid { $KEY_BASE + ( $_[0] & $PID_MASK ) * $KEY_SPAN }
-
 sub size_label {
   my $bytes = shift;
   return "${bytes}B" if $bytes < 1024;
@@ -77,28 +77,45 @@ sub case_label {
   return defined $size ? "$kind-" . size_label( $size ) : $kind;
 }
 
-# Remove every SysV object of a child: anything keyed in its block, and any
-# segment it created (whatever key the implementation chained it on).
-# Returns how many objects were removed.
-sub purge_child_objects {
-  my $pid   = shift;
-  my $first = key_block_of_pid( $pid );
-  my $last  = $first + $KEY_SPAN - 1;
-  my %shm_ids;
-  my %sem_ids;
-  for my $key ( $first .. $last ) {
+# A block of $KEY_SPAN keys with no segment and no semaphore set at any of
+# them (a taken key is skipped, never touched); returns its first key.
+sub reserve_key_block {
+  for ( 1 .. 1000 ) {
+    my $first = $KEY_BASE + int( rand $KEY_BLOCKS ) * $KEY_SPAN;
+    return $first unless grep { IPC::ShareLite::Inspect::key_in_use( $first + $_ ) } 0 .. $KEY_SPAN - 1;
+  }
+  die "no free block of $KEY_SPAN keys in 0x60000000 .. 0x6fffffff\n";
+}
+
+# Removes what a run left in the block reserve_key_block gave it: the
+# segments and semaphore sets at its keys, and the segments of every sound
+# chain hanging from a head there (ours chains private segments). Returns
+# how many objects were removed.
+sub release_key_block {
+  my $first = shift;
+  my ( %shm_ids, %sem_ids );
+  for my $key ( $first .. $first + $KEY_SPAN - 1 ) {
     my $shm = shmget( $key, 0, 0 );
-    $shm_ids{$shm} = 1 if defined $shm;
+    if ( defined $shm ) {
+      my $walk = IPC::ShareLite::Inspect::walk_chain( $shm );
+      $shm_ids{$_} = 1 for $walk->{state} eq 'ok' ? @{ $walk->{shmids} } : $shm;
+    }
     my $sem = semget( $key, 0, 0 );
     $sem_ids{$sem} = 1 if defined $sem;
-  }
-  for my $seg ( eval { IPC::ShareLite::Inspect::list_segments() } ) {
-    $shm_ids{ $seg->{id} } = 1 if ( $seg->{cpid} // -1 ) == $pid;
   }
   my $removed = 0;
   $removed++ for grep { shmctl( $_, IPC_RMID, 0 ) } keys %shm_ids;
   $removed++ for grep { semctl( $_, 0, IPC_RMID, 0 ) } keys %sem_ids;
   return $removed;
+}
+
+# Ids of the segments this very process made: made by its pid and not
+# among @_ (what that list held when it started: an earlier process of the
+# same pid may have left segments).
+sub segments_made_here {
+  my %before = map { $_ => 1 } @_;
+  return grep { !$before{$_} }
+   map { $_->{id} } grep { ( $_->{cpid} // -1 ) == $$ } eval { IPC::ShareLite::Inspect::list_segments() };
 }
 
 sub median {
@@ -257,26 +274,28 @@ sub bench_cases {
 
 # Start one child; returns (ops/s or undef, error text, the RESULT line's
 # other fields).
+# The command of one run, on the block of keys that starts at $key.
 sub child_command {
-  my ( $impl_name, $impl, $case, $seconds ) = @_;
-  return ( @{ $impl->{cmd} }, $case->{kind}, $case->{size} // 0, $seconds, $case->{calibrate} ) if $impl->{cmd};
+  my ( $impl_name, $impl, $case, $seconds, $key ) = @_;
+  return ( @{ $impl->{cmd} }, $case->{kind}, $case->{size} // 0, $seconds, $case->{calibrate}, $key ) if $impl->{cmd};
   return (
     $^X, ( map { "-I$_" } @{ $impl->{inc} } ), $SCRIPT, '--child',
     '--impl', $impl_name, '--from', $impl->{from}, '--version-check', $impl->{version_check},
-    '--kind', $case->{kind}, '--seconds', $seconds, '--calibrate', $case->{calibrate},
+    '--kind', $case->{kind}, '--seconds', $seconds, '--calibrate', $case->{calibrate}, '--key', $key,
     ( defined $case->{size} ? ( '--size', $case->{size} ) : () ),
   );
 }
 
 sub run_child {
   my ( $impl_name, $impl, $case, $seconds ) = @_;
-  my @cmd = child_command( $impl_name, $impl, $case, $seconds );
+  my $key = reserve_key_block();
+  my @cmd = child_command( $impl_name, $impl, $case, $seconds, $key );
   my $pid = open( my $from_child, '-|', @cmd );
   return ( undef, "cannot start $cmd[0]: $!" ) unless $pid;
   my $output = do { local $/; <$from_child> } // '';
   close $from_child;
   my $status  = $?;
-  my $removed = purge_child_objects( $pid );
+  my $removed = release_key_block( $key );
   warn "  note: removed $removed SysV object(s) the child $pid left behind\n" if $removed;
   return ( undef, 'child ' . describe_status( $status ) ) if $status;
   my ( $result ) = $output =~ /^RESULT (.*)$/m;
@@ -465,7 +484,8 @@ sub print_profile {
   my $timing = $TIMING{ $opt->{quick} ? 'quick' : 'full' };
   my $data   = "$OUT_DIR/perf-$row->{label}.data";
   # A longer run than the timed ones: perf takes a while to attach.
-  my @cmd    = child_command( 'ours', $impl, { %$row, calibrate => $timing->{calibrate} }, 1.5 );
+  my $key    = reserve_key_block();
+  my @cmd    = child_command( 'ours', $impl, { %$row, calibrate => $timing->{calibrate} }, 1.5, $key );
   my $pid    = open( my $from_child, '-|', @cmd ) or return;
   my $perf   = fork();
   if ( defined $perf && !$perf ) {
@@ -478,7 +498,7 @@ sub print_profile {
   close $from_child;
   my $status = $?;
   waitpid( $perf, 0 ) if $perf;
-  purge_child_objects( $pid );
+  release_key_block( $key );
   return if $status || !-s $data;
   my $report = sub {
     my $sort = shift;
@@ -668,7 +688,7 @@ sub parse_child_options {
   my @args = @_;
   my %opt;
   GetOptionsFromArray( \@args, \%opt, 'impl=s', 'from=s', 'version-check=s', 'kind=s',
-    'size=i', 'seconds=f', 'calibrate=f' )
+    'size=i', 'seconds=f', 'calibrate=f', 'key=i' )
    or die "bad child options\n";
   return \%opt;
 }
@@ -839,16 +859,16 @@ sub time_case {
 
 sub child_main {
   my $opt = parse_child_options( @_ );
-  my $key = key_block_of_pid( $$ );
-  # A process with our pid may have left objects in our block before.
-  purge_child_objects( $$ );
+  my $key = $opt->{key} // die "bench child: no --key\n";
+  my @earlier = segments_made_here();    # by an earlier process of this pid
   local $SIG{INT} = local $SIG{TERM} = local $SIG{HUP} = sub { die "caught signal $_[0]\n" };
   my ( $ops, $n, $spent ) = eval {
     load_checked_implementation( $opt );
     time_case( $opt, $key );
   };
   my $error = $@;
-  my $left  = purge_child_objects( $$ );
+  my @left  = segments_made_here( @earlier );
+  my $left  = grep { shmctl( $_, IPC_RMID, 0 ) } @left;
   if ( !defined $ops ) {
     print STDERR "bench child ($opt->{impl} $opt->{kind}): $error";
     return 1;

@@ -8,10 +8,11 @@
  *   floor-core  (-DSL_CORE) the same cases through our Rust core's C ABI
  *               (xs/sharelite.h), to split our time into core and Perl/XS.
  *
- * usage: floor KIND SIZE SECONDS CALIBRATE   (SIZE is ignored by lock-*, version)
+ * usage: floor KIND SIZE SECONDS CALIBRATE KEY   (SIZE is ignored by lock-*, version)
  * prints: RESULT ops_per_sec=N iterations=N seconds=S [semop_ns=N copy_ns=N]
- * The share lives on key 0x60000000 + (pid & 0x1FFFFF) * 256, as bench.pl's
- * children do, and is removed at the end; bench.pl removes leftovers by pid. */
+ * The share lives on KEY, the first of a block of free keys that bench.pl
+ * reserved for the run (the C chain takes the keys after it), and is removed
+ * at the end; bench.pl removes what a failed run left in that block. */
 
 #define _GNU_SOURCE
 #include <errno.h>
@@ -48,11 +49,6 @@ static double now(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
-static int share_key(void)
-{
-    return 0x60000000 + (int)(getpid() & 0x1FFFFF) * 256;
 }
 
 /* Keeps the compiler from dropping reads whose result is unused. */
@@ -500,8 +496,8 @@ static void parts(long n, double *semop_ns, double *copy_ns)
 
 int main(int argc, char **argv)
 {
-    if (argc != 5) {
-        fprintf(stderr, "usage: floor KIND SIZE SECONDS CALIBRATE\n");
+    if (argc != 6) {
+        fprintf(stderr, "usage: floor KIND SIZE SECONDS CALIBRATE KEY\n");
         return 2;
     }
     kind = argv[1];
@@ -527,7 +523,7 @@ int main(int argc, char **argv)
     }
     timer_cost = (now() - t0) / n_timer;
 
-    int key = share_key();
+    int key = (int)strtol(argv[5], NULL, 0);
     share_key_of_run = key;
     open_share(&writer, key, 1);
     open_share(&reader, key, 0);
