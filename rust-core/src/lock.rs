@@ -41,13 +41,17 @@ pub enum Wait {
     For(Duration),
 }
 
-/// The `semop` list that takes a lock, every operation with `extra` flags.
+/// The `semop` list that takes a lock, every operation with `extra` flags:
+/// the first `n` entries of the array (a fixed array, so that taking a lock
+/// allocates nothing; the entries past `n` are never passed).
 fn lock_ops(kind: LockKind, extra: c_short) -> ([Sembuf; 3], usize) {
     let op = |num: u16, op: c_short, flg: c_short| Sembuf { sem_num: num, sem_op: op, sem_flg: flg | extra };
     let undo = SEM_UNDO;
+    let wait_no_readers = op(SEM_READERS, 0, 0);
+    let wait_no_writer = op(SEM_WRITER, 0, 0);
     match kind {
-        LockKind::Exclusive => ([op(SEM_READERS, 0, 0), op(SEM_WRITER, 0, 0), op(SEM_WRITER, 1, undo)], 3),
-        LockKind::Shared => ([op(SEM_WRITER, 0, 0), op(SEM_READERS, 1, undo), op(SEM_READERS, 0, 0)], 2),
+        LockKind::Exclusive => ([wait_no_readers, wait_no_writer, op(SEM_WRITER, 1, undo)], 3),
+        LockKind::Shared => ([wait_no_writer, op(SEM_READERS, 1, undo), wait_no_writer], 2),
     }
 }
 
