@@ -558,6 +558,14 @@ script that shows the problem. Known limits, as in 0.17: a value is at most
 is not kept out); and a share lives until it is removed, also when every
 process that used it has gone (C<sharelite rm>, C<ipcrm>).
 
+An unchanged value is handed out again without copying when the share's
+version, length and chain state are those of the handle's last fetch. A 0.17
+writer killed between the two header writes that end its store (the length,
+then the version), storing a value as long as the one before, leaves the
+header as it was over the new bytes: a handle that fetched the old value
+keeps returning it until the next store. Writers of this version are not
+affected (doc/FORMAT.md, "Unchanged values are not copied again").
+
 =head1 PORTABILITY
 
 The Rust core's syscall layer holds every difference between systems: the
