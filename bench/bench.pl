@@ -272,8 +272,6 @@ sub bench_cases {
   return @cases;
 }
 
-# Start one child; returns (ops/s or undef, error text, the RESULT line's
-# other fields).
 # The command of one run, on the block of keys that starts at $key.
 sub child_command {
   my ( $impl_name, $impl, $case, $seconds, $key ) = @_;
@@ -286,6 +284,8 @@ sub child_command {
   );
 }
 
+# Start one child on a block of keys of its own; returns (ops/s or undef,
+# error text, the RESULT line's other fields).
 sub run_child {
   my ( $impl_name, $impl, $case, $seconds ) = @_;
   my $key = reserve_key_block();
