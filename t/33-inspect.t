@@ -29,7 +29,7 @@ END {
 sub free_key {
   for ( 1 .. 50 ) {
     my $k = new_key( 1 );
-    return $k unless defined( shmget( $k, 0, 0 ) ) || defined( semget( $k, 0, 0 ) );
+    return $k unless key_in_use( $k );
   }
   die "no free key";
 }
