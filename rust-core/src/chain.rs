@@ -60,18 +60,16 @@ pub(crate) struct Chain {
     /// Every shmid in `head` + `rest`, to refuse cycles.
     ids: HashSet<i32>,
     seg_size: usize,
-    /// Permission bits for new segments: the share's.
-    mode: c_int,
     /// The head's `shm_state` when `rest` was last known to be valid.
     shm_state: u32,
 }
 
 impl Chain {
     /// The chain of a freshly attached head; nothing past it attached yet.
-    pub(crate) fn new(head: Segment, mode: c_int) -> Chain {
+    pub(crate) fn new(head: Segment) -> Chain {
         let mut ids = HashSet::new();
         ids.insert(head.shmid());
-        Chain { seg_size: head.len(), shm_state: head.shm_state(), head, rest: Vec::new(), ids, mode }
+        Chain { seg_size: head.len(), shm_state: head.shm_state(), head, rest: Vec::new(), ids }
     }
 
     pub(crate) fn head(&self) -> &Segment {
@@ -81,10 +79,6 @@ impl Chain {
     /// The size of every segment, header included.
     pub(crate) fn seg_size(&self) -> usize {
         self.seg_size
-    }
-
-    pub(crate) fn mode(&self) -> c_int {
-        self.mode
     }
 
     fn data_size(&self) -> usize {
@@ -232,9 +226,12 @@ impl Chain {
             if grow == Grow::No {
                 return Err(Error::Corrupt("the length runs past the end of the chain"));
             }
+            // Every segment carries the share's permission bits, whoever
+            // grows the chain: the head's, as the system reports them now.
+            let mode = sys::shm_stat(self.head.shmid())?.mode;
             let first_new = self.rest.len();
             while self.attached() < count {
-                match self.create_segment() {
+                match self.create_segment(mode) {
                     Ok(seg) => {
                         self.last().set_next_shmid(seg.shmid());
                         self.ids.insert(seg.shmid());
@@ -263,9 +260,9 @@ impl Chain {
     }
 
     /// A new chained segment: private key (never findable by key), the
-    /// share's mode, empty header tagged with the head.
-    fn create_segment(&self) -> Result<Segment> {
-        let id = sys::shmget(sys::IPC_PRIVATE, self.seg_size, self.mode | sys::IPC_CREAT | sys::IPC_EXCL)?;
+    /// share's permission bits `mode`, empty header tagged with the head.
+    fn create_segment(&self, mode: u32) -> Result<Segment> {
+        let id = sys::shmget(sys::IPC_PRIVATE, self.seg_size, mode as c_int | sys::IPC_CREAT | sys::IPC_EXCL)?;
         match sys::Attachment::attach_sized(id, self.seg_size) {
             Ok(att) => {
                 let seg = Segment::new(att);
