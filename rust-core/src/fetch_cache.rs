@@ -2,7 +2,8 @@
 //! copy its caller kept from an earlier fetch, when it may refill that copy's
 //! buffer in place, and whether the caller keeps what it fetched.
 //!
-//! The caller (the XS glue) reports facts about the memory it holds, as a
+//! The caller of [`Share::fetch_with`](crate::Share::fetch_with) (the XS
+//! glue, or a Rust program) reports facts about the memory it holds, as a
 //! [`Kept`]; [`FetchCache::plan`] answers with a [`Plan`], which the caller
 //! carries out. The caller decides nothing itself: no threshold, no size rule
 //! and no "is it still current" lives anywhere else.
@@ -49,7 +50,8 @@ impl Stamp {
     }
 }
 
-/// What the caller of a fetch holds from earlier ones: facts, not choices.
+/// What the caller of [`Share::fetch_with`](crate::Share::fetch_with) holds
+/// from its earlier fetches through the same handle: facts, not choices.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Kept {
     /// It keeps a copy of the value its last fetch through this handle
@@ -65,12 +67,12 @@ impl Kept {
     pub const NONE: Kept = Kept { copy: false, room: 0 };
 }
 
-/// What the caller does with the value a fetch found, as the handle's fetch
-/// cache decided (`FetchCache::plan`).
+/// What the caller of [`Share::fetch_with`](crate::Share::fetch_with) does
+/// with the value the fetch found, as the handle's fetch cache decided.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Plan {
-    /// Nothing was stored since the kept copy was fetched: hand it out again,
-    /// copying nothing (finish the fetch with no buffer).
+    /// Nothing was stored since the kept copy was fetched: hand it out again.
+    /// Nothing is copied (the destination is not asked for).
     Unchanged,
     /// Copy the value into the kept copy's buffer in place (it fits: the
     /// value's length is at most [`Kept::room`]) and hand that out.

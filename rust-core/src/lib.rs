@@ -38,23 +38,22 @@ mod share;
 mod sys;
 
 pub use error::{Error, Result};
+pub use fetch_cache::{Kept, Plan};
 pub use lock::{LockKind, Wait};
 pub use open::{OpenOptions, DEFAULT_SIZE};
 pub use share::{LockGuard, Share, MAX_LENGTH};
 pub use sys::{Errno, Key};
 
-/// Internals that the Perl distribution's C ABI crate (`sharelite-ffi`) and
-/// this crate's tests use, behind the `internals` feature: no stability
-/// promise, not part of the API.
+/// Internals that this crate's own tests use to look at and damage segments,
+/// behind the `internals` feature: no stability promise, not part of the API.
 #[cfg(feature = "internals")]
 #[doc(hidden)]
 pub mod internals {
     pub use crate::chain::segments_for;
-    pub use crate::fetch_cache::{fits, Kept, Plan, KEEP_MIN, MAX_SPARE};
+    pub use crate::fetch_cache::{fits, KEEP_MIN, MAX_SPARE};
     pub use crate::segment::{Segment, CHAIN_TAG, HEADER};
-    pub use crate::share::ShareInternals;
     /// Byte offsets of the header's words (doc/FORMAT.md, 2), for
-    /// [`super::Segment::header_word`].
+    /// `Segment::header_word`.
     pub mod header {
         pub use crate::segment::{LENGTH, NEXT_SHMID, SHM_STATE, VERSION};
     }

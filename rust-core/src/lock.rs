@@ -99,3 +99,27 @@ pub(crate) fn take_exclusive_raw(semid: c_int) -> std::result::Result<(), Errno>
 pub(crate) fn release(semid: c_int, kind: LockKind) -> std::result::Result<(), Errno> {
     sys::semop(semid, &mut [unlock_op(kind)], None)
 }
+
+/// A lock taken for the length of one call, released when this value is
+/// dropped: on every path, an error or a panic included.
+#[derive(Debug)]
+pub(crate) struct Held {
+    semid: c_int,
+    kind: LockKind,
+}
+
+impl Held {
+    /// Takes the shared lock on set `semid`, waiting as long as it takes (a
+    /// signal interrupts the wait with `EINTR`).
+    pub(crate) fn take_shared(semid: c_int) -> Result<Held> {
+        take(semid, LockKind::Shared, Wait::Forever)?;
+        Ok(Held { semid, kind: LockKind::Shared })
+    }
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        // A release fails only when the set is gone, which took the lock with it.
+        let _ = release(self.semid, self.kind);
+    }
+}

@@ -48,18 +48,11 @@ impl OpenOptions {
     /// count the system refuses; [`Error::NotAShare`] when the key holds a
     /// segment that is not the head of a share.
     pub fn open(&self) -> Result<Share> {
-        let mut share = Share::open_with_flags(self.key, self.size, self.flags())?;
+        let opened = open::open(self.key, self.size, self.flags())?;
+        let mut share = Share::with_head(self.key, opened.semid, opened.head);
         share.destroy = self.destroy.unwrap_or(self.key == libc::IPC_PRIVATE);
         Ok(share)
     }
-}
-
-/// A fetch between [`Share::begin_fetch`] and [`Share::finish_fetch`].
-#[derive(Debug)]
-struct PendingFetch {
-    took_lock: bool,
-    seen: Stamp,
-    plan: Plan,
 }
 
 /// What a handle has of its share: the attached chain until the share is
@@ -93,11 +86,30 @@ impl State {
     }
 }
 
+/// How a handle came to be, which decides whether dropping it may remove
+/// the share.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Origin {
+    /// Opened by [`OpenOptions::open`]: removes the share when dropped with
+    /// `destroy` set.
+    Opened,
+    /// Made by [`Share::try_clone`] (a Perl thread's copy of an object):
+    /// never removes the share when dropped, whatever `destroy` says.
+    Cloned,
+}
+
 /// An open share.
 ///
 /// Segments stay attached between calls; the chain is re-read only when the
-/// head's `shm_state` says it changed. Locks held through this handle are
-/// released when it is dropped (in the process that took them).
+/// head's `shm_state` says it changed.
+///
+/// Dropping a handle, in the process that opened it, releases the lock it
+/// holds, and removes the share when [`Share::set_destroy`] (or
+/// [`OpenOptions::destroy`]) asked for it and the handle was not made by
+/// [`Share::try_clone`]. In any other process (a forked child's copy) it only
+/// unmaps: `SEM_UNDO` bookkeeping is per process, so a child must not undo
+/// its parent's lock, nor remove its parent's share. This is the one place
+/// that rule is decided (doc/FORMAT.md, 6 "Locks are kept exact").
 #[derive(Debug)]
 pub struct Share {
     key: Key,
@@ -105,39 +117,29 @@ pub struct Share {
     state: State,
     lock: Option<LockKind>,
     cache: FetchCache,
-    pending: Option<PendingFetch>,
     destroy: bool,
+    origin: Origin,
     pid: u32,
 }
 
 impl Share {
-    /// Opens the share at `key` with `shmget(2)`-style `flags` (mode bits,
-    /// `IPC_CREAT`, `IPC_EXCL`), as 0.17's `new_share` does.
-    ///
-    /// Errors: `ENOENT` when it does not exist and `IPC_CREAT` is not given,
-    /// `EEXIST` with `IPC_EXCL` when it exists (or when the key holds a segment
-    /// that is no share head), `EACCES` when the mode forbids it, `EINVAL` or
-    /// `ENOSPC` for a size or count the system refuses.
-    pub(crate) fn open_with_flags(key: Key, size: usize, flags: c_int) -> Result<Share> {
-        let opened = open::open(key, size, flags)?;
-        Ok(Share::with_head(key, opened.semid, flags & 0o777, opened.head))
-    }
-
-    fn with_head(key: Key, semid: c_int, mode: c_int, head: Segment) -> Share {
+    fn with_head(key: Key, semid: c_int, head: Segment) -> Share {
         Share {
             key,
             semid,
-            state: State::Open(Chain::new(head, mode)),
+            state: State::Open(Chain::new(head)),
             lock: None,
             cache: FetchCache::default(),
-            pending: None,
             destroy: false,
+            origin: Origin::Opened,
             pid: std::process::id(),
         }
     }
 
     /// A second, independent handle on the same share (for another thread):
-    /// same semaphore set and head, no lock held.
+    /// same semaphore set and head, no lock held. Dropping it never removes
+    /// the share, whatever [`Share::set_destroy`] says: only the handle that
+    /// opened the share does.
     ///
     /// # Errors
     /// [`Error::Removed`] after [`Share::remove`]; [`Error::Os`] when the head
@@ -146,7 +148,21 @@ impl Share {
     pub fn try_clone(&self) -> Result<Share> {
         let chain = self.state.chain()?;
         let att = sys::Attachment::attach_sized(chain.head().shmid(), chain.seg_size())?;
-        Ok(Share::with_head(self.key, self.semid, chain.mode(), Segment::new(att)))
+        let mut copy = Share::with_head(self.key, self.semid, Segment::new(att));
+        copy.destroy = self.destroy;
+        copy.origin = Origin::Cloned;
+        Ok(copy)
+    }
+
+    /// Whether dropping this handle removes the share (see [`Share`]).
+    pub fn set_destroy(&mut self, yes: bool) {
+        self.destroy = yes;
+    }
+
+    /// What [`Share::set_destroy`] last set (or [`OpenOptions::destroy`]).
+    #[must_use]
+    pub fn destroy(&self) -> bool {
+        self.destroy
     }
 
     /// The key the share was opened with.
@@ -179,22 +195,6 @@ impl Share {
     #[must_use]
     pub fn held(&self) -> Option<LockKind> {
         self.lock
-    }
-
-    /// The start of every call that acts on the share: fails after
-    /// [`Share::remove`], and ends a fetch the caller left half done (one
-    /// [`Share::begin_fetch`] not followed by [`Share::finish_fetch`]),
-    /// releasing the lock it took. Whether the caller kept what that fetch
-    /// found is unknown, so the next fetch copies.
-    fn enter(&mut self) -> Result<()> {
-        self.state.chain()?;
-        if let Some(p) = self.pending.take() {
-            self.cache.forget();
-            if p.took_lock {
-                let _ = lock::release(self.semid, LockKind::Shared);
-            }
-        }
-        Ok(())
     }
 
     /// The head's version: 1 when created, +1 for every store (wrapping).
@@ -241,7 +241,7 @@ impl Share {
     /// when a signal interrupted the wait, `EIDRM`/`EINVAL` when the share was
     /// removed elsewhere.
     pub fn lock(&mut self, kind: LockKind, wait: Wait) -> Result<bool> {
-        self.enter()?;
+        self.state.chain()?;
         if self.lock == Some(kind) {
             return Ok(true);
         }
@@ -283,7 +283,7 @@ impl Share {
     /// [`Error::Removed`] after [`Share::remove`]; [`Error::Os`] when the
     /// semaphore set was removed elsewhere.
     pub fn unlock(&mut self) -> Result<()> {
-        self.enter()?;
+        self.state.chain()?;
         if let Some(kind) = self.lock.take() {
             lock::release(self.semid, kind)?;
         }
@@ -293,7 +293,7 @@ impl Share {
     /// Runs `f` holding the exclusive lock, then puts the handle's lock back
     /// as it was, on every path.
     fn with_exclusive<T>(&mut self, f: impl FnOnce(&mut Share) -> Result<T>) -> Result<T> {
-        self.enter()?;
+        self.state.chain()?;
         let before = self.lock;
         if before != Some(LockKind::Exclusive) {
             self.lock(LockKind::Exclusive, Wait::Forever)?;
@@ -312,17 +312,12 @@ impl Share {
     }
 
     /// Runs `f` holding at least the shared lock (taking it unless a lock is
-    /// held), releasing what was taken here on every path.
+    /// held), releasing what was taken here on every path, a panic in `f`
+    /// included.
     fn with_shared<T>(&mut self, f: impl FnOnce(&mut Share) -> Result<T>) -> Result<T> {
-        let took_lock = self.lock.is_none();
-        if took_lock {
-            lock::take(self.semid, LockKind::Shared, Wait::Forever)?;
-        }
-        let out = f(self);
-        if took_lock {
-            let _ = lock::release(self.semid, LockKind::Shared);
-        }
-        out
+        self.state.chain()?;
+        let _taken = if self.lock.is_none() { Some(lock::Held::take_shared(self.semid)?) } else { None };
+        f(self)
     }
 
     // ----- store / fetch -------------------------------------------------
@@ -370,65 +365,70 @@ impl Share {
         Ok(())
     }
 
-    /// First half of a fetch: takes the shared lock unless a lock is held,
-    /// validates the header and attaches what the value needs. Returns the
-    /// value's length and what the caller, holding `kept`, does with it
-    /// ([`FetchCache::plan`]). Must be followed by [`Share::finish_fetch`];
-    /// any other call ends it first.
-    pub(crate) fn begin_fetch(&mut self, kept: Kept) -> Result<(usize, Plan)> {
-        self.enter()?;
-        let took_lock = self.lock.is_none();
-        if took_lock {
-            lock::take(self.semid, LockKind::Shared, Wait::Forever)?;
-        }
-        match self.fetch_prepare(kept) {
-            Ok((seen, plan)) => {
-                self.pending = Some(PendingFetch { took_lock, seen, plan });
-                Ok((seen.len(), plan))
+    /// Fetches the value into memory that `dest` provides once the length is
+    /// known: the shared lock (unless this handle holds a lock) is taken and
+    /// released within this call, and the value is copied once, straight
+    /// from the segments into the slice `dest` returns.
+    ///
+    /// `kept` tells what the caller holds from its earlier fetches through
+    /// this handle, and the handle's fetch cache decides what to do
+    /// (`Plan`, see its variants): with [`Plan::Unchanged`] nothing was
+    /// stored since the caller's kept copy was fetched, so `dest` is not
+    /// called and the caller hands out its copy again; otherwise `dest` is
+    /// called once with the value's length and the plan, and the value is
+    /// copied into what it returns (only as much as fits: a shorter slice
+    /// gets the value's first bytes, and the fetch does not count as
+    /// complete for the cache). A caller that keeps nothing passes
+    /// [`Kept::NONE`].
+    ///
+    /// ```
+    /// use sharelite::{Kept, Plan};
+    /// # let mut share = sharelite::OpenOptions::new().create(true).open()?;
+    /// share.store(b"hello")?;
+    /// let mut page = [0u8; 4096];
+    /// let mut len = 0;
+    /// share.fetch_with(Kept::NONE, |n, _| {
+    ///     len = n.min(page.len());
+    ///     &mut page[..len]
+    /// })?;
+    /// assert_eq!(&page[..len], b"hello");
+    ///
+    /// // Keeping a copy: an unchanged value is not copied again.
+    /// let mut kept = Vec::new();
+    /// share.fetch_with(Kept::NONE, |n, _| {
+    ///     kept.resize(n, 0);
+    ///     &mut kept[..]
+    /// })?;
+    /// let plan = share.fetch_with(Kept { copy: true, room: 0 }, |_, _| unreachable!())?;
+    /// assert_eq!(plan, Plan::Unchanged);
+    /// # Ok::<(), sharelite::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// As [`Share::fetch_into`]; `dest` is not called then.
+    pub fn fetch_with<'b>(&mut self, kept: Kept, dest: impl FnOnce(usize, Plan) -> &'b mut [u8]) -> Result<Plan> {
+        self.with_shared(|s| {
+            let Share { state, cache, .. } = s;
+            let chain = state.chain_mut()?;
+            chain.sync_state();
+            let head = chain.head();
+            let length = head.length();
+            if length < 0 {
+                return Err(Error::Corrupt("negative length"));
             }
-            Err(e) => {
-                if took_lock {
-                    let _ = lock::release(self.semid, LockKind::Shared);
-                }
-                Err(e)
+            let seen = Stamp { version: head.version(), length, shm_state: chain.shm_state() };
+            let plan = cache.plan(seen, kept);
+            if plan == Plan::Unchanged {
+                cache.finished(seen, plan, None);
+                return Ok(plan);
             }
-        }
-    }
-
-    fn fetch_prepare(&mut self, kept: Kept) -> Result<(Stamp, Plan)> {
-        let chain = self.state.chain_mut()?;
-        chain.sync_state();
-        let head = chain.head();
-        let length = head.length();
-        if length < 0 {
-            return Err(Error::Corrupt("negative length"));
-        }
-        let seen = Stamp { version: head.version(), length, shm_state: chain.shm_state() };
-        let plan = self.cache.plan(seen, kept);
-        if plan != Plan::Unchanged {
             chain.ensure(chain.segments_for(seen.len()), Grow::No)?;
-        }
-        Ok((seen, plan))
-    }
-
-    /// Second half of a fetch: copies the value into `out` (exactly the length
-    /// `begin_fetch` returned; `None` to hand out the caller's unchanged
-    /// copy) and releases the lock `begin_fetch` took.
-    pub(crate) fn finish_fetch(&mut self, out: Option<&mut [u8]>) {
-        let Some(p) = self.pending.take() else { return };
-        // A fetch is pending only on an open share: `remove` ends it first.
-        let copied = match (out, self.state.chain()) {
-            (Some(buf), Ok(chain)) => {
-                let n = p.seen.len().min(buf.len());
-                chain.read_value(&mut buf[..n]);
-                Some(n)
-            }
-            _ => None,
-        };
-        self.cache.finished(p.seen, p.plan, copied);
-        if p.took_lock {
-            let _ = lock::release(self.semid, LockKind::Shared);
-        }
+            let buf = dest(seen.len(), plan);
+            let n = seen.len().min(buf.len());
+            chain.read_value(&mut buf[..n]);
+            cache.finished(seen, plan, Some(n));
+            Ok(plan)
+        })
     }
 
     /// Fetches the value into `buf` (cleared first, then filled).
@@ -448,10 +448,11 @@ impl Share {
     /// loop, a length past the chain, a dangling link): nothing is changed;
     /// [`Error::Removed`]; [`Error::Os`] when the lock cannot be had.
     pub fn fetch_into(&mut self, buf: &mut Vec<u8>) -> Result<()> {
-        let (len, _) = self.begin_fetch(Kept::NONE)?;
-        buf.clear();
-        buf.resize(len, 0);
-        self.finish_fetch(Some(buf));
+        self.fetch_with(Kept::NONE, |len, _| {
+            buf.clear();
+            buf.resize(len, 0);
+            buf.as_mut_slice()
+        })?;
         Ok(())
     }
 
@@ -484,7 +485,6 @@ impl Share {
     /// # Errors
     /// As [`Share::fetch_into`].
     pub fn num_segments(&mut self) -> Result<usize> {
-        self.enter()?;
         self.with_shared(|s| {
             let chain = s.state.chain_mut()?;
             chain.sync_state();
@@ -509,16 +509,16 @@ impl Share {
     /// [`Error::Removed`] when already removed through this handle;
     /// [`Error::Os`] when the lock cannot be had or the semaphore set is gone.
     pub fn remove(&mut self) -> Result<()> {
-        self.enter()?;
+        self.state.chain()?;
         if self.lock != Some(LockKind::Exclusive) {
             self.lock(LockKind::Exclusive, Wait::Forever)?;
         }
         let chain = self.state.chain_mut()?;
         let (head, seg_size) = (chain.head().shmid(), chain.seg_size());
-        let head_ctime = sys::shm_stat(head).ok().map(|st| st.ctime);
+        let head_stat = sys::shm_stat(head).ok();
         chain.trim(1);
         let _ = sys::shm_remove(head);
-        orphans::sweep(head, head_ctime, seg_size, chain.mode());
+        orphans::sweep(head, head_stat, seg_size);
         // Dropping the chain unmaps the head now, so the segment goes at
         // once; the handle keeps only what its accessors report.
         self.state = State::Removed { shmid: head, seg_size };
@@ -526,45 +526,6 @@ impl Share {
         self.cache.forget();
         sys::sem_remove(self.semid)?;
         Ok(())
-    }
-}
-
-/// The split fetch and the open by raw `shmget(2)` flags that the C ABI
-/// crate (`sharelite-ffi`) needs: the XS asks for the length, allocates a
-/// Perl string, then has it filled, under one shared lock.
-#[cfg(feature = "internals")]
-pub trait ShareInternals: Sized {
-    /// Opens the share at `key` with `shmget(2)`-style `flags` (mode bits,
-    /// `IPC_CREAT`, `IPC_EXCL`), as 0.17's `new_share` does.
-    ///
-    /// # Errors
-    /// As [`OpenOptions::open`].
-    fn open_raw(key: Key, size: usize, flags: c_int) -> Result<Self>;
-    /// First half of a fetch: takes the shared lock unless a lock is held,
-    /// validates the header and attaches what the value needs. Returns the
-    /// value's length and what the caller, holding `kept`, does with it (the
-    /// fetch cache's decision, `fetch_cache.rs`). Must be followed by
-    /// [`ShareInternals::fetch_finish`]; any other call ends it.
-    ///
-    /// # Errors
-    /// As [`Share::fetch`].
-    fn fetch_begin(&mut self, kept: Kept) -> Result<(usize, Plan)>;
-    /// Second half of a fetch: copies the value into `out` (exactly the
-    /// length `fetch_begin` returned; `None` to hand out the caller's
-    /// unchanged copy) and releases the lock `fetch_begin` took.
-    fn fetch_finish(&mut self, out: Option<&mut [u8]>);
-}
-
-#[cfg(feature = "internals")]
-impl ShareInternals for Share {
-    fn open_raw(key: Key, size: usize, flags: c_int) -> Result<Share> {
-        Share::open_with_flags(key, size, flags)
-    }
-    fn fetch_begin(&mut self, kept: Kept) -> Result<(usize, Plan)> {
-        self.begin_fetch(kept)
-    }
-    fn fetch_finish(&mut self, out: Option<&mut [u8]>) {
-        self.finish_fetch(out)
     }
 }
 
@@ -594,11 +555,11 @@ impl Drop for LockGuard<'_> {
 }
 
 impl Drop for Share {
+    /// The rule of [`Share`]'s docs: only in the opening process; removal
+    /// only through the handle that opened the share.
     fn drop(&mut self) {
-        // Locks belong to the process that took them (SEM_UNDO is per
-        // process): a forked child's copy must not release its parent's.
         if matches!(self.state, State::Open(_)) && self.pid == std::process::id() {
-            if self.destroy {
+            if self.destroy && self.origin == Origin::Opened {
                 let _ = self.remove();
             } else {
                 let _ = self.unlock();

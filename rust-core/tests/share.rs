@@ -14,9 +14,9 @@ use std::time::{Duration, Instant};
 
 use sharelite::internals::header::{LENGTH, NEXT_SHMID, SHM_STATE, VERSION};
 use sharelite::internals::sys::{Key, IPC_PRIVATE};
-use sharelite::internals::{Kept, Plan, ShareInternals, HEADER, KEEP_MIN};
+use sharelite::internals::{HEADER, KEEP_MIN};
 use sharelite::Errno;
-use sharelite::{Error, LockKind, OpenOptions, Share, Wait, DEFAULT_SIZE};
+use sharelite::{Error, Kept, LockKind, OpenOptions, Plan, Share, Wait, DEFAULT_SIZE};
 
 // ----- helpers --------------------------------------------------------------
 
@@ -615,97 +615,98 @@ fn fetch_waits_for_writer() {
     drop(b);
 }
 
-// ----- fetch_begin / fetch_finish ----------------------------------------------------
+// ----- fetch_with -------------------------------------------------------------------
 
 /// A kept copy whose buffer cannot be written in place.
 const COPY: Kept = Kept { copy: true, room: 0 };
 /// The plan for a value too small to keep.
 const SMALL: Plan = Plan::FillNew { keep: false };
 
+/// One `fetch_with` reporting `kept`: the plan, and the bytes copied (None
+/// when the destination was not asked for).
+fn planned(s: &mut Share, kept: Kept) -> (Plan, Option<Vec<u8>>) {
+    let mut got = None;
+    let plan = s.fetch_with(kept, |n, _| got.insert(vec![0; n]).as_mut_slice()).expect("fetch_with");
+    (plan, got)
+}
+
 #[test]
-fn fetch_begin_have_copy() {
+fn fetch_with_a_kept_copy() {
     let mut a = private(100);
     let mut b = a.try_clone().unwrap();
     a.store(b"abc").unwrap();
+    let abc = Some(b"abc".to_vec());
 
     // No completed fetch yet: never unchanged.
-    assert_eq!(a.fetch_begin(COPY).unwrap(), (3, SMALL));
-    let mut buf = vec![0u8; 3];
-    a.fetch_finish(Some(&mut buf));
-    assert_eq!(buf, b"abc");
-    assert_eq!(a.fetch_begin(COPY).unwrap(), (3, Plan::Unchanged));
-    a.fetch_finish(None);
-    assert_eq!(a.fetch_begin(COPY).unwrap(), (3, Plan::Unchanged), "unchanged stays unchanged");
-    a.fetch_finish(None);
+    assert_eq!(planned(&mut a, COPY), (SMALL, abc.clone()));
+    assert_eq!(planned(&mut a, COPY), (Plan::Unchanged, None));
+    assert_eq!(planned(&mut a, COPY), (Plan::Unchanged, None), "unchanged stays unchanged");
     // Nothing kept: never unchanged.
-    assert_eq!(a.fetch_begin(Kept::NONE).unwrap(), (3, SMALL));
-    a.fetch_finish(Some(&mut buf));
-    assert_eq!(a.fetch_begin(COPY).unwrap(), (3, Plan::Unchanged));
-    a.fetch_finish(None);
+    assert_eq!(planned(&mut a, Kept::NONE), (SMALL, abc.clone()));
+    assert_eq!(planned(&mut a, COPY), (Plan::Unchanged, None));
 
     // A store through another handle, same length: changed.
     b.store(b"xyz").unwrap();
-    assert_eq!(a.fetch_begin(COPY).unwrap(), (3, SMALL));
-    a.fetch_finish(Some(&mut buf));
-    assert_eq!(buf, b"xyz");
-    assert_eq!(a.fetch_begin(COPY).unwrap(), (3, Plan::Unchanged));
-    a.fetch_finish(None);
+    assert_eq!(planned(&mut a, COPY), (SMALL, Some(b"xyz".to_vec())));
+    assert_eq!(planned(&mut a, COPY), (Plan::Unchanged, None));
 
     // A store of the very same bytes, through this handle: still a store.
     a.store(b"xyz").unwrap();
-    assert_eq!(a.fetch_begin(COPY).unwrap(), (3, SMALL));
-    a.fetch_finish(Some(&mut buf));
+    assert_eq!(planned(&mut a, COPY).0, SMALL);
 
     // A multi-segment value changed by another handle.
     let v = pattern(1000, 16);
     b.store(&v).unwrap();
-    let (n, plan) = a.fetch_begin(COPY).unwrap();
-    assert_eq!((n, plan), (1000, SMALL));
-    let mut big = vec![0u8; n];
-    a.fetch_finish(Some(&mut big));
-    assert_eq!(big, v);
-    assert_eq!(a.fetch_begin(COPY).unwrap(), (1000, Plan::Unchanged));
-    a.fetch_finish(None);
+    assert_eq!(planned(&mut a, COPY), (SMALL, Some(v.clone())));
+    assert_eq!(planned(&mut a, COPY), (Plan::Unchanged, None));
     // Shrinking store through another handle.
     b.store(&v[..100]).unwrap();
-    assert_eq!(a.fetch_begin(COPY).unwrap(), (100, SMALL));
-    let mut small = vec![0u8; 100];
-    a.fetch_finish(Some(&mut small));
-    assert_eq!(small, v[..100]);
+    assert_eq!(planned(&mut a, COPY), (SMALL, Some(v[..100].to_vec())));
     // fetch() counts as a completed fetch.
     assert_eq!(a.fetch().unwrap(), &v[..100]);
-    assert_eq!(a.fetch_begin(COPY).unwrap(), (100, Plan::Unchanged));
-    a.fetch_finish(None);
+    assert_eq!(planned(&mut a, COPY), (Plan::Unchanged, None));
     // Nothing stored by anyone, but the other handle fetched: unchanged.
     b.fetch().unwrap();
     b.num_segments().unwrap();
-    assert_eq!(a.fetch_begin(COPY).unwrap(), (100, Plan::Unchanged));
+    assert_eq!(planned(&mut a, COPY), (Plan::Unchanged, None));
 
-    // Between begin and finish the shared lock is held.
-    assert_eq!(b.lock(LockKind::Exclusive, Wait::No), Ok(false));
+    // While the destination is asked for, the shared lock is held; after
+    // the call, nothing is.
+    b.store(b"q").unwrap();
+    let mut buf = Vec::new();
+    let mut exclusive_then = None;
+    a.fetch_with(Kept::NONE, |n, _| {
+        exclusive_then = Some(b.lock(LockKind::Exclusive, Wait::No));
+        buf.resize(n, 0);
+        &mut buf[..]
+    })
+    .unwrap();
+    assert_eq!(exclusive_then, Some(Ok(false)), "the fetch held the shared lock");
+    assert_eq!(buf, b"q");
     assert_eq!(a.held(), None);
-    a.fetch_finish(None);
     assert_eq!(b.lock(LockKind::Exclusive, Wait::No), Ok(true));
     b.unlock().unwrap();
 
-    // An abandoned begin is ended by the next call and releases its lock.
-    a.fetch_begin(Kept::NONE).unwrap();
-    assert_eq!(a.num_segments().unwrap(), 2);
-    assert_eq!(b.lock(LockKind::Exclusive, Wait::No), Ok(true));
-    b.unlock().unwrap();
-    a.fetch_begin(Kept::NONE).unwrap();
-    a.store(b"q").unwrap();
-    assert_eq!(b.fetch().unwrap(), b"q");
+    // A destination that panics leaves no lock held.
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let _ = a.fetch_with(Kept::NONE, |_, _| panic!("the destination panics (expected by the test)"));
+    }));
+    assert!(r.is_err());
     assert_eq!((sem_val(a.semid(), 1), sem_val(a.semid(), 2)), (0, 0));
-    // fetch_finish without a begin does nothing.
-    a.fetch_finish(None);
+    assert_eq!(a.fetch().unwrap(), b"q");
 
-    // With a lock held, begin/finish take none of their own.
+    // With a lock held, the fetch takes none of its own.
     a.lock(LockKind::Exclusive, Wait::Forever).unwrap();
-    assert_eq!(a.fetch_begin(COPY).unwrap().0, 1);
-    let mut one = vec![0u8; 1];
-    a.fetch_finish(Some(&mut one));
-    assert_eq!(one, b"q");
+    let semid = a.semid();
+    let mut readers_then = -1;
+    let mut one = vec![];
+    a.fetch_with(Kept::NONE, |n, _| {
+        readers_then = sem_val(semid, 1);
+        one.resize(n, 0);
+        &mut one[..]
+    })
+    .unwrap();
+    assert_eq!((one.as_slice(), readers_then), (&b"q"[..], 0));
     assert_eq!(a.held(), Some(LockKind::Exclusive));
     assert_eq!(sem_val(a.semid(), 2), 1);
     a.unlock().unwrap();
@@ -715,7 +716,7 @@ fn fetch_begin_have_copy() {
 /// Values of `KEEP_MIN` bytes or more, through a real share: kept, filled
 /// into the kept buffer in place when it fits, and only a whole copy counts.
 #[test]
-fn fetch_begin_large_values() {
+fn fetch_with_large_values() {
     let mut a = private(4096);
     let mut b = a.try_clone().unwrap();
     let v = pattern(3 * KEEP_MIN, 18);
@@ -723,41 +724,32 @@ fn fetch_begin_large_values() {
     b.store(&v).unwrap();
 
     // No buffer to fill: a new one, kept.
-    assert_eq!(a.fetch_begin(COPY).unwrap(), (n, Plan::FillNew { keep: true }));
-    let mut kept = vec![0u8; n];
-    a.fetch_finish(Some(&mut kept));
-    assert_eq!(kept, v);
+    assert_eq!(planned(&mut a, COPY), (Plan::FillNew { keep: true }, Some(v.clone())));
+    let mut kept = v.clone();
     let room = Kept { copy: true, room: n };
-    assert_eq!(a.fetch_begin(room).unwrap(), (n, Plan::Unchanged));
-    a.fetch_finish(None);
+    assert_eq!(planned(&mut a, room), (Plan::Unchanged, None));
 
     // A new value that fits the kept buffer: filled in place.
     let w = pattern(n - 10, 19);
     b.store(&w).unwrap();
-    assert_eq!(a.fetch_begin(room).unwrap(), (n - 10, Plan::FillKept));
-    a.fetch_finish(Some(&mut kept[..n - 10]));
+    let plan = a.fetch_with(room, |len, _| &mut kept[..len]).unwrap();
+    assert_eq!(plan, Plan::FillKept);
     assert_eq!(kept[..n - 10], w[..]);
-    assert_eq!(a.fetch_begin(room).unwrap(), (n - 10, Plan::Unchanged));
+    assert_eq!(planned(&mut a, room), (Plan::Unchanged, None));
 
-    // Left half done: the next call ends it, and the next fetch copies.
-    assert_eq!(a.num_segments().unwrap(), 4);
-    assert_eq!(b.lock(LockKind::Exclusive, Wait::No), Ok(true));
-    b.unlock().unwrap();
-    assert_eq!(a.fetch_begin(room).unwrap(), (n - 10, Plan::FillKept));
-    // Into a short buffer: not a complete fetch either.
-    a.fetch_finish(Some(&mut kept[..5]));
-    assert_eq!(a.fetch_begin(room).unwrap(), (n - 10, Plan::FillKept));
-    a.fetch_finish(Some(&mut kept[..n - 10]));
+    // Into a short buffer: not a complete fetch.
+    b.store(&w).unwrap();
+    assert_eq!(a.fetch_with(room, |_, _| &mut kept[..5]).unwrap(), Plan::FillKept);
+    assert_eq!(kept[..5], w[..5]);
+    assert_eq!(a.fetch_with(room, |len, _| &mut kept[..len]).unwrap(), Plan::FillKept, "copied again");
+    assert_eq!(planned(&mut a, room), (Plan::Unchanged, None));
 
     // Too small to keep.
     b.store(&w[..KEEP_MIN - 1]).unwrap();
-    assert_eq!(a.fetch_begin(room).unwrap(), (KEEP_MIN - 1, SMALL));
-    a.fetch_finish(Some(&mut kept[..KEEP_MIN - 1]));
+    assert_eq!(planned(&mut a, room).0, SMALL);
     // A buffer far larger than the value is not filled.
     b.store(&w[..KEEP_MIN]).unwrap();
-    assert_eq!(a.fetch_begin(room).unwrap(), (KEEP_MIN, Plan::FillNew { keep: true }));
-    a.fetch_finish(Some(&mut kept[..KEEP_MIN]));
-    assert_eq!(kept[..KEEP_MIN], w[..KEEP_MIN]);
+    assert_eq!(planned(&mut a, room), (Plan::FillNew { keep: true }, Some(w[..KEEP_MIN].to_vec())));
     assert_eq!((sem_val(a.semid(), 1), sem_val(a.semid(), 2)), (0, 0));
     drop(b);
 }
@@ -780,7 +772,7 @@ fn remove_then_every_call_fails() {
     assert_eq!(a.fetch(), Err(Error::Removed));
     let mut buf = vec![];
     assert_eq!(a.fetch_into(&mut buf), Err(Error::Removed));
-    assert_eq!(a.fetch_begin(COPY), Err(Error::Removed));
+    assert_eq!(a.fetch_with(COPY, |_, _| unreachable!()), Err(Error::Removed));
     assert_eq!(a.store(b"x"), Err(Error::Removed));
     assert_eq!(a.num_segments(), Err(Error::Removed));
     assert_eq!(a.lock(LockKind::Exclusive, Wait::No), Err(Error::Removed));
