@@ -43,34 +43,65 @@ kept_room(SV *kept)
 #endif
 }
 
+/* $! from the core's last failure. */
+#define CORE_ERRNO() SETERRNO(sl_last_errno(), 0)
+
 /* A blocking wait interrupted by a signal: run Perl's handler for it (which
  * may die: no lock is held and no Rust frame is on the stack here), then let
  * the caller try again. */
 static int
 interrupted(pTHX_ int rc)
 {
-    if (rc != SL_ERROR || errno != EINTR)
+    if (rc != SL_ERROR || sl_last_errno() != EINTR)
         return 0;
     PERL_ASYNC_CHECK();
     return 1;
 }
 #define INTERRUPTED(rc) interrupted(aTHX_ (rc))
 
-/* The one error path: "IPC::ShareLite <what> error: <reason>", $! kept. */
+/* The one error path: "IPC::ShareLite <what> error: <reason>", $! set. */
 static void
 croak_core(pTHX_ const char *what)
 {
     char msg[512];
-    int e = errno;
     sl_last_error(msg, sizeof msg);
-    SETERRNO(e, 0);
+    CORE_ERRNO();
     croak("IPC::ShareLite %s error: %s", what, msg);
 }
 
-/* The object's handle rides on the object itself, as extension magic: found
- * in a few instructions, where a hash lookup would cost a key hash each call.
- * The magic's object slot keeps the last large value fetched (see fetch). */
-static MGVTBL handle_vtbl;
+/* The object's handle hangs off the object as extension magic, which owns
+ * it: freeing the object frees the handle (svt_free), and a new thread gets
+ * a handle of its own (svt_dup), so Perl never holds the raw pointer. The
+ * magic's object slot keeps the last large value fetched (see fetch). The
+ * core decides what freeing does (unlock, remove: sl_share_free). */
+static int
+handle_free(pTHX_ SV *sv, MAGIC *mg)
+{
+    PERL_UNUSED_ARG(sv);
+    sl_share_free((sl_share *)mg->mg_ptr);
+    mg->mg_ptr = NULL;
+    return 0;
+}
+
+#ifdef USE_ITHREADS
+/* A thread's copy of the object gets a handle of its own on the same share,
+ * which never removes it (the core's rule for clones). If the share cannot
+ * be attached again, the copy has none and its methods croak. */
+static int
+handle_dup(pTHX_ MAGIC *mg, CLONE_PARAMS *param)
+{
+    sl_share *copy = NULL;
+    PERL_UNUSED_ARG(param);
+    if (mg->mg_ptr && sl_share_clone((sl_share *)mg->mg_ptr, &copy) != SL_OK)
+        copy = NULL;
+    mg->mg_ptr = (char *)copy;
+    return 0;
+}
+#else
+#  define handle_dup NULL
+#endif
+
+static MGVTBL handle_vtbl = { NULL, NULL, NULL, NULL, handle_free, NULL, handle_dup, NULL };
 
 static MAGIC *
 handle_magic(pTHX_ SV *self)
@@ -80,7 +111,7 @@ handle_magic(pTHX_ SV *self)
     return SvRMAGICAL(SvRV(self)) ? mg_findext(SvRV(self), PERL_MAGIC_ext, &handle_vtbl) : NULL;
 }
 
-/* The one handle check. */
+/* The one handle check (the typemap's, for every method). */
 static MAGIC *
 open_magic(pTHX_ SV *self)
 {
@@ -91,27 +122,76 @@ open_magic(pTHX_ SV *self)
 }
 #define handle_of(self) ((sl_share *)open_magic(aTHX_ (self))->mg_ptr)
 
+/* What fetch's destination callback needs and leaves: called by the core
+ * under the lock once the length is known. It only allocates (perl's
+ * allocator exits the process when memory runs out; it never croaks). */
+struct fetch_dest {
+#ifdef PERL_IMPLICIT_CONTEXT
+    PerlInterpreter *perl;
+#endif
+    SV *kept;   /* the kept copy, or NULL */
+    SV *value;  /* the string filled */
+    size_t len;
+};
+
+static uint8_t *
+fetch_dest(void *ctx, size_t len, int plan)
+{
+    struct fetch_dest *d = (struct fetch_dest *)ctx;
+#ifdef PERL_IMPLICIT_CONTEXT
+    dTHXa(d->perl);
+#endif
+    d->len = len;
+    if (plan == SL_FETCH_FILL_KEPT && d->kept) {
+        /* In place: no allocation; len is at most its room. */
+        d->value = d->kept;
+    } else {
+        /* Two spare bytes: the NUL, and room for a copy-on-write count. */
+        d->value = newSV(len + 2);
+        SvPOK_only(d->value);
+    }
+    return (uint8_t *)SvPVX(d->value);
+}
+
 MODULE = IPC::ShareLite    PACKAGE = IPC::ShareLite
 
 PROTOTYPES: DISABLE
 
-IV
-_open(key, size, flags)
+int
+_open(self, key, size, flags, destroy)
+    SV *self
     IV key
     UV size
     IV flags
+    IV destroy
   PREINIT:
     sl_share *share = NULL;
+    int rc;
+    size_t sz;
+    MAGIC *mg;
+    SV *kept;
   CODE:
     /* 0 on failure, with $! set: the caller croaks (from the user's line). */
-    int rc;
+    if (handle_magic(aTHX_ self))
+        croak("IPC::ShareLite: the object is open already");
     /* A size beyond size_t (a 32-bit system) goes to the kernel as the
      * largest one, which it refuses, rather than wrapped to a small one. */
-    size_t sz = size > (UV)SIZE_MAX ? SIZE_MAX : (size_t)size;
+    sz = size > (UV)SIZE_MAX ? SIZE_MAX : (size_t)size;
     do
-        rc = sl_share_open((key_t)key, sz, (int)flags, &share);
+        rc = sl_share_open((key_t)key, sz, (int)flags, destroy ? 1 : 0, &share);
     while (INTERRUPTED(rc));
-    RETVAL = rc == SL_OK ? PTR2IV(share) : 0;
+    if (rc == SL_OK) {
+        kept = newSV(0);
+        mg = sv_magicext(SvRV(self), kept, PERL_MAGIC_ext, &handle_vtbl, (const char *)share, 0);
+        mg->mg_flags |= MGf_REFCOUNTED;  /* sv_magicext took its own reference */
+        SvREFCNT_dec(kept);
+#ifdef USE_ITHREADS
+        mg->mg_flags |= MGf_DUP;
+#endif
+    } else {
+        CORE_ERRNO();
+    }
+    RETVAL = rc == SL_OK;
   OUTPUT:
     RETVAL
 
@@ -119,90 +199,37 @@ SV *
 _last_error()
   PREINIT:
     char msg[512];
-    int e = errno;
   CODE:
     sl_last_error(msg, sizeof msg);
     RETVAL = newSVpv(msg, 0);
-    SETERRNO(e, 0);
-  OUTPUT:
-    RETVAL
-
-IV
-_clone(self)
-    SV *self
-  PREINIT:
-    sl_share *copy = NULL;
-  CODE:
-    if (sl_share_clone(handle_of(self), &copy) != SL_OK)
-        croak_core(aTHX_ "clone");
-    RETVAL = PTR2IV(copy);
   OUTPUT:
     RETVAL
 
 void
-_free(handle)
-    IV handle
+_set_destroy(share, destroy)
+    sl_share *share
+    IV destroy
   CODE:
-    sl_share_free(INT2PTR(sl_share *, handle));
-
-void
-_attach(self, handle)
-    SV *self
-    IV handle
-  PREINIT:
-    MAGIC *mg;
-  CODE:
-    mg = handle_magic(aTHX_ self);
-    if (mg) {
-        mg->mg_ptr = INT2PTR(char *, handle);
-    } else {
-        SV *fetched = newSV(0);
-        mg = sv_magicext(SvRV(self), fetched, PERL_MAGIC_ext, &handle_vtbl, INT2PTR(char *, handle), 0);
-        mg->mg_flags |= MGf_REFCOUNTED;  /* sv_magicext took its own reference */
-        SvREFCNT_dec(fetched);
-    }
+    if (sl_share_set_destroy(share, destroy ? 1 : 0) != SL_OK)
+        croak_core(aTHX_ "destroy()");
 
 IV
-_detach(self)
-    SV *self
-  PREINIT:
-    MAGIC *mg;
+remove(share)
+    sl_share *share
   CODE:
-    mg = handle_magic(aTHX_ self);
-    RETVAL = mg ? PTR2IV(mg->mg_ptr) : 0;
-    if (mg)
-        mg->mg_ptr = NULL;
-  OUTPUT:
-    RETVAL
-
-IV
-_attached(self)
-    SV *self
-  PREINIT:
-    MAGIC *mg;
-  CODE:
-    mg = handle_magic(aTHX_ self);
-    RETVAL = mg && mg->mg_ptr ? 1 : 0;
-  OUTPUT:
-    RETVAL
-
-IV
-remove(self)
-    SV *self
-  CODE:
-    if (sl_share_remove(handle_of(self)) != SL_OK)
+    if (sl_share_remove(share) != SL_OK)
         croak_core(aTHX_ "remove()");
     RETVAL = 1;
   OUTPUT:
     RETVAL
 
 UV
-_segment_size(self)
-    SV *self
+_segment_size(share)
+    sl_share *share
   PREINIT:
     size_t size = 0;
   CODE:
-    if (sl_share_segment_size(handle_of(self), &size) != SL_OK)
+    if (sl_share_segment_size(share, &size) != SL_OK)
         croak_core(aTHX_ "size()");
     RETVAL = size;
   OUTPUT:
@@ -213,13 +240,15 @@ store(self, value = &PL_sv_undef)
     SV *self
     SV *value
   PREINIT:
-    sl_share *share;
     const char *bytes = "";
     STRLEN len = 0;
     int rc;
   CODE:
-    share = handle_of(self);
     if (SvOK(value)) {
+        if (SvROK(value) && !SvAMAGIC(value))
+            Perl_ck_warner(aTHX_ packWARN(WARN_MISC),
+                "IPC::ShareLite store(): storing a reference stores only its address (%" SVf "); "
+                "serialize it first, e.g. with Storable's freeze", SVfARG(value));
         if (SvUTF8(value)) {
             value = sv_mortalcopy(value);
             if (!sv_utf8_downgrade(value, TRUE)) {
@@ -229,8 +258,10 @@ store(self, value = &PL_sv_undef)
         }
         bytes = SvPV_const(value, len);
     }
+    /* The handle is looked up on every try: a signal handler may have
+     * dropped the object. */
     do
-        rc = sl_share_store(share, (const uint8_t *)bytes, len);
+        rc = sl_share_store(handle_of(self), (const uint8_t *)bytes, len);
     while (INTERRUPTED(rc));
     if (rc != SL_OK)
         croak_core(aTHX_ "store()");
@@ -243,51 +274,49 @@ fetch(self)
     SV *self
   PREINIT:
     MAGIC *mg;
-    sl_share *share;
-    SV *cache;
-    SV *value;
-    size_t len = 0;
+    SV *kept;
+    struct fetch_dest d;
     int plan = SL_FETCH_FILL_NEW;
     int rc;
   PPCODE:
-    mg = open_magic(aTHX_ self);
-    share = (sl_share *)mg->mg_ptr;
-    /* The value of the last fetch may be kept here and handed out again as a
-     * copy-on-write copy: the core decides, from what is kept (read afresh on
-     * every try, as a signal handler may have fetched through this object). */
-    cache = mg->mg_obj;
-    do
-        rc = sl_share_fetch_begin(share, cache && SvPOK(cache) ? 1 : 0, cache ? kept_room(cache) : 0, &len, &plan);
-    while (INTERRUPTED(rc));
+#ifdef PERL_IMPLICIT_CONTEXT
+    d.perl = aTHX;
+#endif
+    /* The value of the last fetch may be kept in the magic and handed out
+     * again as a copy-on-write copy: the core decides, from what is kept.
+     * Looked up on every try: a signal handler may have fetched through this
+     * object, or dropped it. */
+    do {
+        mg = open_magic(aTHX_ self);
+        kept = mg->mg_obj;
+        d.kept = kept;
+        d.value = NULL;
+        d.len = 0;
+        rc = sl_share_fetch((sl_share *)mg->mg_ptr, kept && SvPOK(kept) ? 1 : 0, kept ? kept_room(kept) : 0,
+            fetch_dest, &d, &plan);
+        if (rc != SL_OK && d.value && d.value != kept)
+            SvREFCNT_dec(d.value);
+    } while (INTERRUPTED(rc));
     if (rc != SL_OK)
         croak_core(aTHX_ "fetch()");
-    if (plan == SL_FETCH_UNCHANGED) {
-        sl_share_fetch_finish(share, NULL, 0);
-        value = newSV(0);
-        sv_setsv_flags(value, cache, COW_FLAGS);
-    } else if (plan == SL_FETCH_FILL_KEPT) {
-        /* Fill the kept buffer in place (no allocation; len <= its room) and
-         * hand out a copy-on-write copy of it. */
-        sl_share_fetch_finish(share, (uint8_t *)SvPVX(cache), len);
-        SvCUR_set(cache, len);
-        *SvEND(cache) = '\0';
-        value = newSV(0);
-        sv_setsv_flags(value, cache, COW_FLAGS);
+    if (plan == SL_FETCH_UNCHANGED || plan == SL_FETCH_FILL_KEPT) {
+        if (plan == SL_FETCH_FILL_KEPT) {
+            SvCUR_set(kept, d.len);
+            *SvEND(kept) = '\0';
+        }
+        d.value = newSV(0);
+        sv_setsv_flags(d.value, kept, COW_FLAGS);
     } else {
-        /* Two spare bytes: the NUL, and room for a copy-on-write count. */
-        value = newSV(len + 2);
-        SvPOK_only(value);
-        sl_share_fetch_finish(share, (uint8_t *)SvPVX(value), len);
-        SvCUR_set(value, len);
-        *SvEND(value) = '\0';
-        if (cache) {
+        SvCUR_set(d.value, d.len);
+        *SvEND(d.value) = '\0';
+        if (kept) {
             if (plan == SL_FETCH_FILL_NEW_KEEP)
-                sv_setsv_flags(cache, value, COW_FLAGS);
-            else if (SvOK(cache))
-                sv_setsv(cache, &PL_sv_undef);
+                sv_setsv_flags(kept, d.value, COW_FLAGS);
+            else if (SvOK(kept))
+                sv_setsv(kept, &PL_sv_undef);
         }
     }
-    mXPUSHs(value);
+    mXPUSHs(d.value);
 
 void
 lock(self, flags = &PL_sv_undef, timeout = &PL_sv_undef)
@@ -306,29 +335,35 @@ lock(self, flags = &PL_sv_undef, timeout = &PL_sv_undef)
     do
         rc = sl_share_lock(handle_of(self), SvOK(flags) ? (int)SvIV(flags) : 0, timeout_ns);
     while (INTERRUPTED(rc));
-    if (rc == SL_ERROR)
+    if (rc != SL_OK && rc != SL_WOULD_BLOCK) {
+        CORE_ERRNO();
         XSRETURN_UNDEF;
+    }
     PUSHi(rc == SL_OK ? 1 : 0);
 
 void
-unlock(self, ...)
-    SV *self
+unlock(share, ...)
+    sl_share *share
   PREINIT:
     dXSTARG;
   PPCODE:
-    if (sl_share_unlock(handle_of(self)) != SL_OK)
+    if (sl_share_unlock(share) != SL_OK) {
+        CORE_ERRNO();
         XSRETURN_UNDEF;
+    }
     PUSHi(1);
 
 void
-version(self)
-    SV *self
+version(share)
+    sl_share *share
   PREINIT:
     dXSTARG;
     uint32_t version = 0;
   PPCODE:
-    if (sl_share_version(handle_of(self), &version) != SL_OK)
+    if (sl_share_version(share, &version) != SL_OK) {
+        CORE_ERRNO();
         XSRETURN_UNDEF;
+    }
     PUSHu(version);
 
 void
@@ -342,6 +377,8 @@ num_segments(self)
     do
         rc = sl_share_num_segments(handle_of(self), &count);
     while (INTERRUPTED(rc));
-    if (rc != SL_OK)
+    if (rc != SL_OK) {
+        CORE_ERRNO();
         XSRETURN_UNDEF;
+    }
     PUSHu(count);

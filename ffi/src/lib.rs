@@ -1,35 +1,48 @@
-//! The C ABI of the `sharelite` crate that IPC::ShareLite's XS glue links
-//! (`xs/sharelite.h` declares it). A static library private to the Perl
-//! distribution: Rust users depend on `sharelite` itself.
+//! The C ABI of the `sharelite` crate that IPC::ShareLite's XS glue links.
+//! A static library private to the Perl distribution: Rust users depend on
+//! `sharelite` itself. It uses only that crate's public API.
 //!
-//! Every function runs its body inside one panic boundary (`guard`), which turns an error into
-//! `SL_ERROR` with `errno` set and a message kept for [`sl_last_error`], and
-//! turns a panic into the same (a panic never unwinds into the caller).
-//! Output parameters come last, are named `out_*`, and are written only on
-//! success. A `sl_share` is owned by the caller from `sl_share_open` (or
+//! `xs/sharelite.h` is generated from this file by cbindgen
+//! (`ffi/cbindgen.toml`; `t/tools/gen-header` writes it, and CI checks that
+//! doing so changes nothing), so the C declarations are this file's.
+//!
+//! Every function runs its body inside one panic boundary (`guard`): an
+//! error becomes `SL_ERROR`, a panic `SL_PANIC`, each with a message for
+//! [`sl_last_error`] and an error number for [`sl_last_errno`]. A panic never
+//! unwinds into the caller, and the process's panic hook is left as it is
+//! (another Rust library loaded into the same perl keeps its own). Output
+//! parameters come last, are named `out_*`, and are written only on success.
+//! A `sl_share` is owned by the caller from `sl_share_open` (or
 //! `sl_share_clone`) until it passes it to `sl_share_free`.
+
+// The C names are the ABI's.
+#![allow(non_camel_case_types)]
 
 use std::cell::RefCell;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::Once;
 use std::time::Duration;
 
-use libc::{c_char, c_int, size_t};
+use libc::{c_char, c_int, c_void, key_t, size_t};
 
-use sharelite::internals::{Kept, Plan, ShareInternals};
-use sharelite::{Errno, Error, LockKind, Result, Share, Wait};
+use sharelite::{Errno, Error, Kept, LockKind, OpenOptions, Plan, Result, Share, Wait};
 
 /// Success.
 pub const SL_OK: c_int = 0;
 /// A non-blocking or timed lock request could not be granted.
 pub const SL_WOULD_BLOCK: c_int = 1;
-/// Failure: `errno` is set and `sl_last_error` has the message.
+/// Failure: `sl_last_errno` says why, `sl_last_error` in words.
 pub const SL_ERROR: c_int = -1;
+/// A bug: the Rust core panicked. `sl_last_error` has the panic's message,
+/// `sl_last_errno` is 0. The handle may be left in any state but a memory-safe
+/// one; freeing it is safe.
+pub const SL_PANIC: c_int = -2;
 
-/// `sl_share_fetch_begin`'s plan: hand out the kept copy again (finish with
-/// no buffer).
+/// A fetch's plan, as the core's fetch cache decided it (see
+/// `sharelite::Plan`): hand out the kept copy again; the destination is not
+/// asked for.
 pub const SL_FETCH_UNCHANGED: c_int = 0;
-/// Copy the value into the kept copy's buffer in place.
+/// Copy the value into the kept copy's buffer in place (the length is at
+/// most the `kept_room` the caller reported).
 pub const SL_FETCH_FILL_KEPT: c_int = 1;
 /// Copy the value into a new buffer and drop the kept copy.
 pub const SL_FETCH_FILL_NEW: c_int = 2;
@@ -42,36 +55,40 @@ const LOCK_NB: c_int = 4;
 const LOCK_UN: c_int = 8;
 
 /// An open share, opaque to C.
-#[repr(C)]
 pub struct sl_share {
     _private: [u8; 0],
 }
 
+/// Where `sl_share_fetch` copies the value: called once, under the lock,
+/// with the caller's `ctx`, the value's length and the plan (an
+/// `SL_FETCH_*` other than `SL_FETCH_UNCHANGED`); returns a buffer of at
+/// least `len` writable bytes, or NULL when it has none (the fetch then fails
+/// with `ENOMEM`). It must return normally: no `longjmp` (Perl's `croak`)
+/// across the Rust frames that call it.
+pub type sl_fetch_dest = Option<unsafe extern "C" fn(ctx: *mut c_void, len: size_t, plan: c_int) -> *mut u8>;
+
 thread_local! {
-    static LAST_ERROR: RefCell<String> = const { RefCell::new(String::new()) };
+    static LAST_ERROR: RefCell<(String, c_int)> = const { RefCell::new((String::new(), 0)) };
 }
 
-fn fail(message: String, errno: c_int) -> c_int {
-    LAST_ERROR.with(|m| *m.borrow_mut() = message);
-    sharelite::internals::sys::set_errno(errno);
-    SL_ERROR
+fn fail(status: c_int, message: String, errno: c_int) -> c_int {
+    LAST_ERROR.with(|m| *m.borrow_mut() = (message, errno));
+    status
 }
 
-/// Runs `f`, mapping errors and panics to `SL_ERROR` (see the module docs).
+/// Runs `f`, mapping errors to `SL_ERROR` and panics to `SL_PANIC` (see the
+/// module docs).
 fn guard(f: impl FnOnce() -> Result<c_int>) -> c_int {
-    static QUIET: Once = Once::new();
-    // The default hook prints to stderr; the message is returned instead.
-    QUIET.call_once(|| std::panic::set_hook(Box::new(|_| {})));
     match catch_unwind(AssertUnwindSafe(f)) {
         Ok(Ok(rc)) => rc,
-        Ok(Err(e)) => fail(e.to_string(), e.errno()),
+        Ok(Err(e)) => fail(SL_ERROR, e.to_string(), e.errno()),
         Err(panic) => {
             let what = panic
                 .downcast_ref::<&str>()
                 .map(|s| s.to_string())
                 .or_else(|| panic.downcast_ref::<String>().cloned())
                 .unwrap_or_default();
-            fail(format!("internal error in the Rust core: {what}"), libc::EFAULT)
+            fail(SL_PANIC, format!("internal error (a bug) in the Rust core: {what}"), 0)
         }
     }
 }
@@ -83,27 +100,42 @@ unsafe fn share_mut<'a>(share: *mut sl_share) -> Result<&'a mut Share> {
     unsafe { (share as *mut Share).as_mut() }.ok_or(Error::Os(Errno(libc::EFAULT)))
 }
 
-/// Opens the share at `key` with `shmget(2)`-style `flags`; `size` is the
-/// segment size for a new share (at most 16: the default).
+fn into_handle(share: Share) -> *mut sl_share {
+    Box::into_raw(Box::new(share)) as *mut sl_share
+}
+
+/// Opens the share at `key` with `shmget(2)`-style `flags` (permission bits,
+/// `IPC_CREAT`, `IPC_EXCL`; other bits are ignored); `size` is the segment
+/// size for a new share (at most 16: the default). With `destroy` non-zero
+/// the share is removed when the handle is freed (see `sl_share_free`).
 ///
 /// # Safety
 /// `out_share` must be valid for a write.
 #[no_mangle]
 pub unsafe extern "C" fn sl_share_open(
-    key: sharelite::Key,
+    key: key_t,
     size: size_t,
     flags: c_int,
+    destroy: c_int,
     out_share: *mut *mut sl_share,
 ) -> c_int {
     guard(|| {
-        let share = Share::open_raw(key, size, flags)?;
+        let share = OpenOptions::new()
+            .key(key)
+            .size(size)
+            .mode(flags as u32 & 0o777)
+            .create(flags & libc::IPC_CREAT != 0)
+            .exclusive(flags & libc::IPC_EXCL != 0)
+            .destroy(destroy != 0)
+            .open()?;
         // SAFETY: the caller guarantees out_share is writable.
-        unsafe { *out_share = Box::into_raw(Box::new(share)) as *mut sl_share };
+        unsafe { *out_share = into_handle(share) };
         Ok(SL_OK)
     })
 }
 
-/// A new handle on the same share, for another thread; holds no lock.
+/// A new handle on the same share, for another thread; holds no lock, and
+/// never removes the share when freed.
 ///
 /// # Safety
 /// `share` must be a live handle; `out_share` valid for a write.
@@ -113,13 +145,15 @@ pub unsafe extern "C" fn sl_share_clone(share: *mut sl_share, out_share: *mut *m
         // SAFETY: the caller guarantees a live handle.
         let copy = unsafe { share_mut(share) }?.try_clone()?;
         // SAFETY: the caller guarantees out_share is writable.
-        unsafe { *out_share = Box::into_raw(Box::new(copy)) as *mut sl_share };
+        unsafe { *out_share = into_handle(copy) };
         Ok(SL_OK)
     })
 }
 
-/// Detaches and frees the handle, releasing a lock it holds (in the process
-/// that took it). The share itself stays. `NULL` is a no-op.
+/// Frees the handle and unmaps its segments. In the process that opened
+/// it, this releases the lock it holds, and removes the share when the
+/// handle was opened (not cloned) with destroy set; in any other process (a
+/// forked child) it does neither. `NULL` is a no-op.
 ///
 /// # Safety
 /// `share` must be null or a live handle, not used afterwards.
@@ -133,6 +167,19 @@ pub unsafe extern "C" fn sl_share_free(share: *mut sl_share) {
         drop(unsafe { Box::from_raw(share as *mut Share) });
         Ok(SL_OK)
     });
+}
+
+/// Sets whether freeing the handle removes the share (see `sl_share_free`).
+///
+/// # Safety
+/// `share` must be a live handle.
+#[no_mangle]
+pub unsafe extern "C" fn sl_share_set_destroy(share: *mut sl_share, destroy: c_int) -> c_int {
+    guard(|| {
+        // SAFETY: the caller guarantees a live handle.
+        unsafe { share_mut(share) }?.set_destroy(destroy != 0);
+        Ok(SL_OK)
+    })
 }
 
 /// Removes the share (segments and semaphore set) now.
@@ -165,63 +212,59 @@ pub unsafe extern "C" fn sl_share_store(share: *mut sl_share, data: *const u8, l
     })
 }
 
-/// First half of a fetch (see `ShareInternals::fetch_begin`). The caller
-/// reports facts: `have_copy` non-zero when it keeps a copy of the value its
-/// last fetch returned, `kept_room` how many bytes of a value that copy's
-/// buffer can take in place (0 unless nobody else shares it and it may be
-/// written). `out_len` gets the value's length, `out_plan` what to do with
-/// it: an `SL_FETCH_*` constant (`SL_FETCH_UNCHANGED` and `SL_FETCH_FILL_KEPT`
-/// only when `have_copy` is set, the latter only when `out_len` <=
-/// `kept_room`). On success the caller must call `sl_share_fetch_finish`.
+fn plan_code(plan: Plan) -> c_int {
+    match plan {
+        Plan::Unchanged => SL_FETCH_UNCHANGED,
+        Plan::FillKept => SL_FETCH_FILL_KEPT,
+        Plan::FillNew { keep: false } => SL_FETCH_FILL_NEW,
+        Plan::FillNew { keep: true } => SL_FETCH_FILL_NEW_KEEP,
+    }
+}
+
+/// Fetches the value under one shared lock (unless the handle holds a
+/// lock), taken and released within this call (`sharelite::Share::fetch_with`).
+/// The caller reports facts: `have_copy` non-zero when it keeps a copy of
+/// the value its last fetch through this handle returned, `kept_room` how
+/// many bytes of a value that copy's buffer can take in place (0 unless
+/// nobody else shares it and it may be written). `out_plan` gets what to do:
+/// `SL_FETCH_UNCHANGED` (only with `have_copy`: `dest` was not called, hand
+/// out the kept copy) or the plan `dest` was called with, the value copied
+/// into the buffer it returned.
 ///
 /// # Safety
-/// `share` must be a live handle; the out pointers valid for writes.
+/// `share` must be a live handle; `dest` must keep the promises of
+/// `sl_fetch_dest`; `out_plan` must be valid for a write.
 #[no_mangle]
-pub unsafe extern "C" fn sl_share_fetch_begin(
+pub unsafe extern "C" fn sl_share_fetch(
     share: *mut sl_share,
     have_copy: c_int,
     kept_room: size_t,
-    out_len: *mut size_t,
+    dest: sl_fetch_dest,
+    ctx: *mut c_void,
     out_plan: *mut c_int,
 ) -> c_int {
     guard(|| {
-        let kept = Kept { copy: have_copy != 0, room: kept_room };
-        // SAFETY: the caller guarantees a live handle.
-        let (len, plan) = unsafe { share_mut(share) }?.fetch_begin(kept)?;
-        let plan = match plan {
-            Plan::Unchanged => SL_FETCH_UNCHANGED,
-            Plan::FillKept => SL_FETCH_FILL_KEPT,
-            Plan::FillNew { keep: false } => SL_FETCH_FILL_NEW,
-            Plan::FillNew { keep: true } => SL_FETCH_FILL_NEW_KEEP,
-        };
-        // SAFETY: the caller guarantees the out pointers are writable.
-        unsafe {
-            *out_len = len;
-            *out_plan = plan;
-        }
-        Ok(SL_OK)
-    })
-}
-
-/// Second half of a fetch: copies the value into `buf` (`len` must be the
-/// length `sl_share_fetch_begin` gave; `buf` null for `SL_FETCH_UNCHANGED`,
-/// when the caller hands out its kept copy) and releases the lock the fetch
-/// took.
-///
-/// # Safety
-/// `share` must be a live handle; `buf` null or valid for `len` bytes of writes.
-#[no_mangle]
-pub unsafe extern "C" fn sl_share_fetch_finish(share: *mut sl_share, buf: *mut u8, len: size_t) -> c_int {
-    guard(|| {
         // SAFETY: the caller guarantees a live handle.
         let s = unsafe { share_mut(share) }?;
-        let out = if buf.is_null() {
-            None
-        } else {
-            // SAFETY: the caller guarantees buf is valid for len bytes.
-            Some(unsafe { std::slice::from_raw_parts_mut(buf, len) })
-        };
-        s.fetch_finish(out);
+        let dest = dest.ok_or(Error::Os(Errno(libc::EINVAL)))?;
+        let kept = Kept { copy: have_copy != 0, room: kept_room };
+        let mut no_buffer = false;
+        let plan = s.fetch_with(kept, |len, plan| {
+            // SAFETY: the caller vouches for dest and ctx.
+            let buf = unsafe { dest(ctx, len, plan_code(plan)) };
+            if buf.is_null() {
+                no_buffer = true;
+                &mut []
+            } else {
+                // SAFETY: dest returned a buffer of at least len writable bytes.
+                unsafe { std::slice::from_raw_parts_mut(buf, len) }
+            }
+        })?;
+        if no_buffer {
+            return Err(Error::Os(Errno(libc::ENOMEM)));
+        }
+        // SAFETY: the caller guarantees out_plan is writable.
+        unsafe { *out_plan = plan_code(plan) };
         Ok(SL_OK)
     })
 }
@@ -322,7 +365,7 @@ pub unsafe extern "C" fn sl_share_segment_size(share: *mut sl_share, out_size: *
 #[no_mangle]
 pub unsafe extern "C" fn sl_last_error(buf: *mut c_char, cap: size_t) -> size_t {
     LAST_ERROR.with(|m| {
-        let m = m.borrow();
+        let m = &m.borrow().0;
         if !buf.is_null() && cap > 0 {
             let n = m.len().min(cap - 1);
             // SAFETY: n + 1 <= cap bytes are written to buf.
@@ -333,4 +376,95 @@ pub unsafe extern "C" fn sl_last_error(buf: *mut c_char, cap: size_t) -> size_t 
         }
         m.len()
     })
+}
+
+/// The error number (`errno` value) of this thread's last failed call: 0
+/// after `SL_PANIC`.
+#[no_mangle]
+pub extern "C" fn sl_last_errno() -> c_int {
+    LAST_ERROR.with(|m| m.borrow().1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+
+    fn last_error() -> String {
+        let mut buf = [0 as c_char; 256];
+        // SAFETY: buf is valid for its length.
+        let n = unsafe { sl_last_error(buf.as_mut_ptr(), buf.len()) };
+        let bytes: Vec<u8> = buf[..n.min(255)].iter().map(|&c| c as u8).collect();
+        String::from_utf8(bytes).unwrap()
+    }
+
+    /// A panic is caught at the boundary with a status of its own and its
+    /// message, and the panic hook in place (another library's) is the one
+    /// that still sees it: the boundary never replaces it.
+    #[test]
+    fn a_panic_is_sl_panic_and_the_hook_is_left_alone() {
+        let seen = Arc::new(AtomicUsize::new(0));
+        let counter = Arc::clone(&seen);
+        let before = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |_| {
+            counter.fetch_add(1, Ordering::SeqCst);
+        }));
+        let rc = guard(|| panic!("deliberate"));
+        let rc_again = guard(|| panic!("again"));
+        let hook = std::panic::take_hook();
+        std::panic::set_hook(before);
+        drop(hook);
+        assert_eq!((rc, rc_again), (SL_PANIC, SL_PANIC));
+        assert_eq!(seen.load(Ordering::SeqCst), 2, "the hook in place saw both panics");
+        assert_eq!(sl_last_errno(), 0);
+        assert!(last_error().contains("again"), "{}", last_error());
+    }
+
+    #[test]
+    fn an_error_is_sl_error_with_its_errno() {
+        let rc = guard(|| Err(Error::Os(Errno(libc::ENOENT))));
+        assert_eq!(rc, SL_ERROR);
+        assert_eq!(sl_last_errno(), libc::ENOENT);
+        assert_eq!(last_error(), Errno(libc::ENOENT).to_string());
+    }
+
+    unsafe extern "C" fn into_vec(ctx: *mut c_void, len: size_t, _plan: c_int) -> *mut u8 {
+        // SAFETY: the test passes a Vec<u8> as ctx.
+        let v = unsafe { &mut *(ctx as *mut Vec<u8>) };
+        v.resize(len, 0);
+        v.as_mut_ptr()
+    }
+
+    unsafe extern "C" fn no_memory(_: *mut c_void, _: size_t, _: c_int) -> *mut u8 {
+        std::ptr::null_mut()
+    }
+
+    /// Open, store, fetch through the ABI; a destination with no memory and a
+    /// missing destination fail cleanly, leaving no lock held.
+    #[test]
+    fn fetch_through_the_abi() {
+        let mut share = std::ptr::null_mut();
+        // SAFETY: out pointers are valid; the handle is freed at the end.
+        unsafe {
+            assert_eq!(sl_share_open(libc::IPC_PRIVATE, 4096, 0o600 | libc::IPC_CREAT, 1, &mut share), SL_OK);
+            assert_eq!(sl_share_store(share, b"hello".as_ptr(), 5), SL_OK);
+            let mut got = Vec::new();
+            let mut plan = -1;
+            let ctx = &mut got as *mut Vec<u8> as *mut c_void;
+            assert_eq!(sl_share_fetch(share, 0, 0, Some(into_vec), ctx, &mut plan), SL_OK);
+            assert_eq!((got.as_slice(), plan), (&b"hello"[..], SL_FETCH_FILL_NEW));
+            assert_eq!(sl_share_fetch(share, 1, 0, Some(into_vec), ctx, &mut plan), SL_OK);
+            assert_eq!(plan, SL_FETCH_UNCHANGED);
+
+            assert_eq!(sl_share_fetch(share, 0, 0, Some(no_memory), ctx, &mut plan), SL_ERROR);
+            assert_eq!(sl_last_errno(), libc::ENOMEM);
+            assert_eq!(sl_share_fetch(share, 0, 0, None, ctx, &mut plan), SL_ERROR);
+            assert_eq!(sl_last_errno(), libc::EINVAL);
+            // No lock was left held: an exclusive one is free.
+            assert_eq!(sl_share_lock(share, LOCK_EX | LOCK_NB, -1), SL_OK);
+            assert_eq!(sl_share_unlock(share), SL_OK);
+            sl_share_free(share);
+        }
+    }
 }

@@ -8,7 +8,7 @@ use Errno ();
 use Fcntl qw(LOCK_EX LOCK_SH LOCK_UN LOCK_NB);
 use IPC::SysV qw(IPC_CREAT IPC_EXCL IPC_RMID IPC_PRIVATE IPC_STAT GETVAL SETVAL GETALL SEM_UNDO);
 use IPC::ShareLite::Inspect qw(key_from_string);
-use Scalar::Util qw(weaken refaddr looks_like_number);
+use Scalar::Util qw(looks_like_number);
 use XSLoader;
 use Exporter qw(import);
 
@@ -130,8 +130,6 @@ set.
 
 =cut
 
-my %LIVE;    # every object, weakly, so CLONE can give a new thread its own handles
-
 sub new {
   my $class = shift;
   my $self = bless {}, ref $class || $class;
@@ -190,17 +188,15 @@ sub _initialize {
 
   my $size = _parse_size( $args->{size} );
 
-  my $handle = _open( $self->{key}, $size, $self->{flags} ) or do {
+  # The handle lives in the object's magic (xs/ShareLite.xs), which frees it
+  # with the object; the core decides what that does (unlock, remove).
+  _open( $self, $self->{key}, $size, $self->{flags}, $self->{destroy} ) or do {
     my $errno = $! + 0;
     my $why   = _last_error();
     $! = $errno;
     croak "Failed to create share: $why";
   };
-  _attach( $self, $handle );
-  $self->{size}  = _segment_size( $self );
-  $self->{_pid}  = $$;
-  $self->{_tid}  = _thread_id();
-  weaken( $LIVE{ refaddr $self } = $self );
+  $self->{size} = _segment_size( $self );
   return 1;
 }
 
@@ -247,8 +243,6 @@ sub _parse_mode {
   _fail_new( Errno::EINVAL(),
     " (-mode must be a number, an octal string such as '0640' or permissions such as 'rw-r-----': not '$mode')" );
 }
-
-sub _thread_id { $INC{'threads.pm'} ? threads->tid : 0 }
 
 =head2 C<< store( $scalar ) >>
 
@@ -337,33 +331,11 @@ sub size      { $_[0]->{size} }
 
 sub destroy {
   my $self = shift;
-  $self->{destroy} = shift if @_;
+  if ( @_ ) {
+    $self->{destroy} = shift;
+    _set_destroy( $self, _flag( $self->{destroy} ) );
+  }
   return $self->{destroy};
-}
-
-sub DESTROY {
-  my $self = shift;
-  delete $LIVE{ refaddr $self };
-  return unless _attached( $self );
-  if ( $self->{destroy} && $self->{_pid} == $$ && $self->{_tid} == _thread_id() ) {
-    local $@;
-    eval { remove( $self ) };
-  }
-  _free( _detach( $self ) );
-}
-
-# A new thread starts with copies of every object, still pointing at the
-# parent's handles: give each its own.
-sub CLONE {
-  my %copies = %LIVE;
-  %LIVE = ();
-  for my $obj ( grep { defined } values %copies ) {
-    next unless _attached( $obj );
-    my $handle = eval { _clone( $obj ) };
-    _detach( $obj );
-    _attach( $obj, $handle ) if $handle;
-    weaken( $LIVE{ refaddr $obj } = $obj );
-  }
 }
 
 1;
@@ -470,7 +442,7 @@ on purpose. Locks are taken per process: a child does not hold its parent's
 locks in the kernel's eyes, so do not rely on them across C<fork>.
 
 Objects are thread-safe: each new thread gets its own handle on the same share
-(CLONE), and only the creating thread removes the share.
+(made when the thread starts), and only the creating thread removes the share.
 
 =head1 COMPATIBILITY WITH 0.17
 
