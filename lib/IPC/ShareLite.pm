@@ -100,7 +100,12 @@ Fail when the share already exists.
 
 =item C<-mode>
 
-Permission bits of every segment and of the semaphore set; default 0666. A
+Permission bits of every segment and of the semaphore set of a share this
+call creates; default 0666. The chain's later segments take the share's
+bits (its first segment's, as the system reports them), whatever the handle
+that adds them asked for, so a 0600 share stays private when another process
+grows it. (A 0.17 process that grows a share gives the segments it adds its
+own C<-mode>.) A
 number (C<0640>; 0 means the default, as in 0.17), an octal string with its
 leading zero (C<'0640'>), or nine characters as C<ls -l> shows them
 (C<'rw-r-----'>: C<r>, C<w>, C<x> or C<-> in that order for the owner, the
@@ -252,7 +257,10 @@ characters above 255 croaks C<Wide character>; any other failure croaks
 C<IPC::ShareLite store() error: E<lt>reasonE<gt>> with C<$!> set. A failed
 store leaves the old value in place and no lock held.
 
-To store a reference, serialize it yourself, e.g. with L<Storable>:
+A reference is stored as its address (C<HASH(0x...)>), as in 0.17, which no
+other process can use: under C<use warnings> that warns (category C<misc>),
+unless the object overloads stringification. To store a reference,
+serialize it yourself, e.g. with L<Storable>:
 
     $share->store( freeze( \%hash ) );
     my $hash = thaw( $share->fetch );
