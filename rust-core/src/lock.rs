@@ -83,20 +83,20 @@ pub(crate) fn take(semid: c_int, kind: LockKind, wait: Wait) -> Result<bool> {
 
 /// Takes a `kind` lock, waiting as long as it takes, restarted after a
 /// signal: for a lock that must be had back once work is done.
-pub(crate) fn take_restarting(semid: c_int, kind: LockKind) -> std::result::Result<(), Errno> {
+pub(crate) fn take_restarting(semid: c_int, kind: LockKind) -> sys::Result<()> {
     let (mut ops, n) = lock_ops(kind, 0);
     sys::semop_restarting(semid, &mut ops[..n])
 }
 
 /// Takes the exclusive lock, waiting; the raw error is kept for the caller
 /// (the open protocol restarts when the set vanished).
-pub(crate) fn take_exclusive_raw(semid: c_int) -> std::result::Result<(), Errno> {
+pub(crate) fn take_exclusive_raw(semid: c_int) -> sys::Result<()> {
     let (mut ops, n) = lock_ops(LockKind::Exclusive, 0);
     sys::semop(semid, &mut ops[..n], None)
 }
 
 /// Releases a `kind` lock this process holds on set `semid`.
-pub(crate) fn release(semid: c_int, kind: LockKind) -> std::result::Result<(), Errno> {
+pub(crate) fn release(semid: c_int, kind: LockKind) -> sys::Result<()> {
     sys::semop(semid, &mut [unlock_op(kind)], None)
 }
 

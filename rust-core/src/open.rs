@@ -147,9 +147,9 @@ fn open_semaphores(key: Key, flags: c_int) -> Result<(c_int, bool)> {
 /// `find` is asked again. Returns the id and whether this call created it.
 fn find_or_create(
     create: bool,
-    find: impl Fn() -> std::result::Result<c_int, Errno>,
-    make: impl Fn() -> std::result::Result<c_int, Errno>,
-) -> std::result::Result<(c_int, bool), Errno> {
+    find: impl Fn() -> sys::Result<c_int>,
+    make: impl Fn() -> sys::Result<c_int>,
+) -> sys::Result<(c_int, bool)> {
     loop {
         match find() {
             Ok(id) => return Ok((id, false)),

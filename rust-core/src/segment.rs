@@ -7,7 +7,7 @@
 use std::ptr;
 
 use crate::copy::copy_bytes;
-use crate::sys::{Attachment, Errno};
+use crate::sys::{self, Attachment, Errno};
 
 /// Bytes of header at the start of every segment.
 pub const HEADER: usize = 16;
@@ -179,7 +179,7 @@ impl Segment {
     }
 
     /// Attaches segment `shmid`, whose size must be `size` (at least [`HEADER`]).
-    pub(crate) fn attach_checked(shmid: i32, size: usize) -> Result<Attached, Errno> {
+    pub(crate) fn attach_checked(shmid: i32, size: usize) -> sys::Result<Attached> {
         let st = crate::sys::shm_stat(shmid)?;
         if st.size != size {
             return Ok(Attached::WrongSize);
@@ -208,7 +208,7 @@ impl Segment {
 impl Segment {
     /// Attaches segment `shmid` read-write, whatever its size (`shmat(2)`,
     /// [`Attachment::attach`]); `EINVAL` when it is too small to hold a header.
-    pub fn attach(shmid: i32) -> Result<Segment, Errno> {
+    pub fn attach(shmid: i32) -> sys::Result<Segment> {
         let att = Attachment::attach(shmid)?;
         if att.size() < HEADER {
             return Err(Errno(libc::EINVAL));

@@ -8,7 +8,7 @@ use super::{check, Sembuf, ShmStat};
 
 pub use super::classic::{GETVAL, SEM_UNDO, SETVAL};
 pub(super) use super::semop_polled as semop_timed;
-pub use libc::{__error as errno_location, semctl, semget, semop};
+pub use libc::{semctl, semget, semop};
 pub use libc::{shmctl, shmid_ds as ShmidDs, IPC_STAT};
 
 /// `shm_perm.mode` bits the kernel keeps beside the permissions

@@ -5,9 +5,9 @@ use std::time::Duration;
 
 use libc::{c_int, size_t};
 
-use super::{check, Errno, Key, Sembuf, ShmStat, SHM_DEST_LINUX};
+use super::{check, Key, Sembuf, ShmStat, SHM_DEST_LINUX};
 
-pub use libc::{__errno_location as errno_location, semctl, semget, semop};
+pub use libc::{semctl, semget, semop};
 pub use libc::{shmctl, shmid_ds as ShmidDs, GETVAL, IPC_STAT, SEM_UNDO, SETVAL};
 
 const _: () = assert!(std::mem::size_of::<Sembuf>() == std::mem::size_of::<libc::sembuf>());
@@ -17,7 +17,7 @@ extern "C" {
 }
 
 /// `semtimedop(2)`.
-pub fn semop_timed(semid: c_int, ops: &mut [Sembuf], t: Duration) -> Result<(), Errno> {
+pub fn semop_timed(semid: c_int, ops: &mut [Sembuf], t: Duration) -> super::Result<()> {
     let ts = super::timespec(t);
     // SAFETY: ops points to ops.len() valid sembufs of libc's layout, and ts
     // lives for the whole call.

@@ -1,12 +1,12 @@
 //! The raw SysV IPC calls, each wrapped once, and every difference between
 //! operating systems.
 //!
-//! Everything above this module sees `Result<T, Errno>`; the `-1`/`errno`
+//! Everything above this module sees `Result<T, Errno>` ([`Result`]); the `-1`/`errno`
 //! convention is turned into a `Result` here and nowhere else. Nothing above
 //! it has a `cfg` for an OS, touches a libc struct whose layout differs
 //! between systems, or uses a constant whose value does: the key type
 //! ([`Key`]), the `sembuf` layout ([`Sembuf`]), `SEM_UNDO`/`IPC_NOWAIT`, the
-//! `shmid_ds` fields ([`ShmStat`]), errno access ([`set_errno`]) and the list
+//! `shmid_ds` fields ([`ShmStat`]) and the list
 //! of segments ([`shm_list`]) are settled here, once.
 //!
 //! One file per system family holds what differs (`linux.rs`, `freebsd.rs`,
@@ -15,7 +15,6 @@
 //! ones are run by this project's tests; the others are type-checked (see
 //! PORTABILITY in the README). Each provides the same items, and only those:
 //!
-//! - `errno_location`: the C library's pointer to this thread's `errno`;
 //! - `semget`, `semop`, `semctl`: the raw calls, the libc crate's or declared
 //!   with `declare_sem_calls!`; `semop` takes a `sembuf` of [`Sembuf`]'s layout;
 //! - `SEM_UNDO`, `GETVAL`, `SETVAL`;
@@ -163,6 +162,9 @@ pub struct ShmStat {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Errno(pub c_int);
 
+/// What every call of this layer returns: its value, or the system's error.
+pub type Result<T> = std::result::Result<T, Errno>;
+
 impl Errno {
     /// The calling thread's current `errno`.
     pub fn last() -> Errno {
@@ -182,16 +184,8 @@ impl fmt::Display for Errno {
     }
 }
 
-/// Sets the calling thread's `errno` (for the C ABI's callers).
-#[cfg_attr(not(feature = "internals"), allow(dead_code))]
-pub fn set_errno(e: c_int) {
-    // SAFETY: errno_location returns this thread's errno slot, valid for the
-    // thread's lifetime.
-    unsafe { *os::errno_location() = e }
-}
-
 /// Turns a `-1`/`errno` return into a `Result`.
-fn check(rc: c_int) -> Result<c_int, Errno> {
+fn check(rc: c_int) -> Result<c_int> {
     if rc == -1 {
         Err(Errno::last())
     } else {
@@ -200,7 +194,7 @@ fn check(rc: c_int) -> Result<c_int, Errno> {
 }
 
 /// Calls `f` again while it fails with `EINTR`.
-fn retry_eintr<T>(mut f: impl FnMut() -> Result<T, Errno>) -> Result<T, Errno> {
+fn retry_eintr<T>(mut f: impl FnMut() -> Result<T>) -> Result<T> {
     loop {
         match f() {
             Err(Errno(libc::EINTR)) => continue,
@@ -213,7 +207,7 @@ fn retry_eintr<T>(mut f: impl FnMut() -> Result<T, Errno>) -> Result<T, Errno> {
 ///
 /// `ENOENT`: no set and no `IPC_CREAT`; `EEXIST`: `IPC_EXCL` and it exists;
 /// `EACCES`: the mode bits in `flags` ask for more than the set grants.
-pub fn semget(key: Key, nsems: c_int, flags: c_int) -> Result<c_int, Errno> {
+pub fn semget(key: Key, nsems: c_int, flags: c_int) -> Result<c_int> {
     // SAFETY: semget takes only integers.
     check(unsafe { os::semget(key, nsems, flags) })
 }
@@ -234,7 +228,7 @@ pub fn semget(key: Key, nsems: c_int, flags: c_int) -> Result<c_int, Errno> {
 /// `EAGAIN`: `IPC_NOWAIT` was given and the call would block, or the timeout
 /// expired; `EINVAL`/`EIDRM`: the set is gone; `EINTR`: a signal arrived
 /// (never restarted here, so that the caller can run the signal's handler).
-pub fn semop(semid: c_int, ops: &mut [Sembuf], timeout: Option<Duration>) -> Result<(), Errno> {
+pub fn semop(semid: c_int, ops: &mut [Sembuf], timeout: Option<Duration>) -> Result<()> {
     match timeout {
         // SAFETY: ops points to ops.len() valid sembuf structures (the
         // system's layout: each os file asserts or declares it).
@@ -244,7 +238,7 @@ pub fn semop(semid: c_int, ops: &mut [Sembuf], timeout: Option<Duration>) -> Res
 }
 
 /// [`semop`], restarted after `EINTR`: for waits that must finish.
-pub fn semop_restarting(semid: c_int, ops: &mut [Sembuf]) -> Result<(), Errno> {
+pub fn semop_restarting(semid: c_int, ops: &mut [Sembuf]) -> Result<()> {
     retry_eintr(|| semop(semid, ops, None))
 }
 
@@ -255,7 +249,7 @@ const POLL_MAX: Duration = Duration::from_millis(50);
 /// A timed `semop` from non-blocking tries and sleeps (see [`semop`]), for
 /// systems without `semtimedop`.
 #[cfg_attr(target_os = "linux", allow(dead_code))]
-fn semop_polled(semid: c_int, ops: &mut [Sembuf], timeout: Duration) -> Result<(), Errno> {
+fn semop_polled(semid: c_int, ops: &mut [Sembuf], timeout: Duration) -> Result<()> {
     let deadline = Instant::now().checked_add(timeout);
     let saved: Vec<c_short> = ops.iter().map(|o| o.sem_flg).collect();
     for o in ops.iter_mut() {
@@ -287,7 +281,7 @@ fn semop_polled(semid: c_int, ops: &mut [Sembuf], timeout: Duration) -> Result<(
 
 /// `nanosleep(2)` once; `EINTR` when a signal cut it short.
 #[cfg_attr(target_os = "linux", allow(dead_code))]
-fn sleep(d: Duration) -> Result<(), Errno> {
+fn sleep(d: Duration) -> Result<()> {
     let ts = timespec(d);
     // SAFETY: ts is a valid timespec; the remainder is not wanted.
     check(unsafe { libc::nanosleep(&ts, std::ptr::null_mut()) }).map(drop)
@@ -299,24 +293,24 @@ fn timespec(d: Duration) -> libc::timespec {
 }
 
 /// `semctl(2)` with a `union semun` argument.
-fn semctl(semid: c_int, num: c_int, cmd: c_int, arg: Semun) -> Result<c_int, Errno> {
+fn semctl(semid: c_int, num: c_int, cmd: c_int, arg: Semun) -> Result<c_int> {
     // SAFETY: semctl takes integers and a union semun by value; the commands
     // used here (GETVAL, SETVAL, IPC_RMID) read at most its `val`.
     check(unsafe { os::semctl(semid, num, cmd, arg) })
 }
 
 /// `semctl(2)` `GETVAL`: the value of semaphore `num`.
-pub fn sem_getval(semid: c_int, num: c_int) -> Result<c_int, Errno> {
+pub fn sem_getval(semid: c_int, num: c_int) -> Result<c_int> {
     semctl(semid, num, os::GETVAL, Semun::none())
 }
 
 /// `semctl(2)` `SETVAL`: sets semaphore `num` to `val`.
-pub fn sem_setval(semid: c_int, num: c_int, val: c_int) -> Result<(), Errno> {
+pub fn sem_setval(semid: c_int, num: c_int, val: c_int) -> Result<()> {
     semctl(semid, num, os::SETVAL, Semun { val }).map(drop)
 }
 
 /// `semctl(2)` `IPC_RMID`: removes the semaphore set; sleepers get `EIDRM`.
-pub fn sem_remove(semid: c_int) -> Result<(), Errno> {
+pub fn sem_remove(semid: c_int) -> Result<()> {
     semctl(semid, 0, libc::IPC_RMID, Semun::none()).map(drop)
 }
 
@@ -325,7 +319,7 @@ pub fn sem_remove(semid: c_int) -> Result<(), Errno> {
 /// `ENOENT`: none and no `IPC_CREAT`; `EEXIST`: `IPC_EXCL` and it exists;
 /// `EINVAL`: `size` is out of the system's limits or larger than the existing
 /// segment; `ENOSPC`/`ENOMEM`: the system is out of segments or memory.
-pub fn shmget(key: Key, size: usize, flags: c_int) -> Result<c_int, Errno> {
+pub fn shmget(key: Key, size: usize, flags: c_int) -> Result<c_int> {
     // SAFETY: shmget takes only integers.
     check(unsafe { libc::shmget(key, size, flags) })
 }
@@ -334,7 +328,7 @@ pub fn shmget(key: Key, size: usize, flags: c_int) -> Result<c_int, Errno> {
 ///
 /// `EINVAL`/`EIDRM`: no such segment (on Solaris and illumos also one
 /// already removed); `EACCES`: not readable by this process.
-pub fn shm_stat(shmid: c_int) -> Result<ShmStat, Errno> {
+pub fn shm_stat(shmid: c_int) -> Result<ShmStat> {
     let mut ds = std::mem::MaybeUninit::<os::ShmidDs>::zeroed();
     // SAFETY: ds has room for the shmid_ds that this system's shmctl writes
     // (os::ShmidDs is declared as that call's buffer type).
@@ -345,7 +339,7 @@ pub fn shm_stat(shmid: c_int) -> Result<ShmStat, Errno> {
 
 /// `shmctl(2)` `IPC_RMID`: marks the segment for removal. It goes away when
 /// the last process detaches; its key is freed at once.
-pub fn shm_remove(shmid: c_int) -> Result<(), Errno> {
+pub fn shm_remove(shmid: c_int) -> Result<()> {
     // SAFETY: IPC_RMID does not read the buffer argument.
     check(unsafe { libc::shmctl(shmid, libc::IPC_RMID, std::ptr::null_mut()) }).map(drop)
 }
@@ -389,13 +383,13 @@ impl Attachment {
     /// `shmat(2)` read-write, then `IPC_STAT` for the size.
     ///
     /// `EINVAL`/`EIDRM`: no such segment; `EACCES`: not permitted.
-    pub fn attach(shmid: c_int) -> Result<Attachment, Errno> {
+    pub fn attach(shmid: c_int) -> Result<Attachment> {
         let st = shm_stat(shmid)?;
         Self::attach_sized(shmid, st.size)
     }
 
     /// `shmat(2)` read-write of a segment whose size the caller already knows.
-    pub fn attach_sized(shmid: c_int, len: usize) -> Result<Attachment, Errno> {
+    pub fn attach_sized(shmid: c_int, len: usize) -> Result<Attachment> {
         // SAFETY: a null address lets the kernel choose where to map.
         let p = unsafe { libc::shmat(shmid, std::ptr::null(), 0) };
         if p as isize == -1 {

@@ -10,7 +10,7 @@ use super::ShmStat;
 
 pub use super::classic::{GETVAL, SEM_UNDO, SETVAL};
 pub(super) use super::semop_polled as semop_timed;
-pub use libc::{__errno as errno_location, shmctl, shmid_ds as ShmidDs, IPC_STAT};
+pub use libc::{shmctl, shmid_ds as ShmidDs, IPC_STAT};
 
 // NetBSD: `semctl` is the `__semctl50` symbol since NetBSD 5.
 #[cfg(target_os = "netbsd")]
