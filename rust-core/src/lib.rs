@@ -26,6 +26,7 @@
 //! # Ok::<(), sharelite::Error>(())
 //! ```
 
+mod attachments;
 mod chain;
 mod copy;
 mod error;

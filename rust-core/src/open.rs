@@ -238,11 +238,11 @@ impl HeadOpen {
 }
 
 fn attach_head(shmid: c_int) -> std::result::Result<Segment, Retry> {
-    let att = sys::Attachment::attach(shmid)?;
-    if att.size() <= HEADER {
+    let size = sys::shm_stat(shmid)?.size;
+    if size <= HEADER {
         return Err(Retry::Fail(Error::Corrupt("the head segment is too small")));
     }
-    Ok(Segment::new(att))
+    Ok(Segment::attach_sized(shmid, size)?)
 }
 
 /// The set vanished under us (removed by its owner): start again.

@@ -6,8 +6,9 @@
 
 use std::ptr;
 
+use crate::attachments::{self, Mapped};
 use crate::copy::copy_bytes;
-use crate::sys::{self, Attachment, Errno};
+use crate::sys::{self, Access, Errno};
 
 /// Bytes of header at the start of every segment.
 pub const HEADER: usize = 16;
@@ -38,55 +39,45 @@ pub enum Attached {
     WrongSize,
 }
 
-impl Attached {
-    /// The segment, live or removed.
-    pub fn segment(self) -> Option<Segment> {
-        match self {
-            Attached::Live(s) | Attached::Removed(s) => Some(s),
-            Attached::WrongSize => None,
-        }
-    }
-}
-
-/// An attached segment of a share.
+/// An attached segment of a share (always read-write).
 #[derive(Debug)]
 pub struct Segment {
-    att: Attachment,
+    att: Mapped,
 }
 
 impl Segment {
-    /// The segment of `att`, which must be at least [`HEADER`] bytes long
-    /// (the header accessors rely on it).
-    pub(crate) fn new(att: Attachment) -> Segment {
-        Segment { att }
+    /// Attaches segment `shmid` read-write; `size` is its size, at least
+    /// [`HEADER`] (the header accessors rely on it).
+    pub(crate) fn attach_sized(shmid: i32, size: usize) -> sys::Result<Segment> {
+        Ok(Segment { att: attachments::attach(shmid, size, Access::ReadWrite)? })
     }
 
     /// The segment's id.
     pub fn shmid(&self) -> i32 {
-        self.att.shmid()
+        self.att.get().shmid()
     }
 
     /// The segment's size in bytes, header included.
     // Never empty: a segment holds at least its header.
     #[allow(clippy::len_without_is_empty)]
     pub fn len(&self) -> usize {
-        self.att.size()
+        self.att.get().size()
     }
 
     fn read(&self, off: usize) -> u32 {
-        debug_assert!(off + 4 <= HEADER && HEADER <= self.att.size());
+        debug_assert!(off + 4 <= HEADER && HEADER <= self.att.get().size());
         // SAFETY: the mapping is page-aligned and at least HEADER bytes long
         // (checked when the share is opened, when a segment is chained, and by
         // `Segment::attach`), so
         // off is an aligned in-bounds u32; volatile because other processes
         // write it.
-        unsafe { ptr::read_volatile(self.att.as_ptr().add(off) as *const u32) }
+        unsafe { ptr::read_volatile(self.att.get().as_ptr().add(off) as *const u32) }
     }
 
     fn write(&self, off: usize, v: u32) {
-        debug_assert!(off + 4 <= HEADER && HEADER <= self.att.size());
+        debug_assert!(off + 4 <= HEADER && HEADER <= self.att.get().size());
         // SAFETY: as in `read`; the mapping is writable (attached read-write).
-        unsafe { ptr::write_volatile(self.att.as_ptr().add(off) as *mut u32, v) }
+        unsafe { ptr::write_volatile(self.att.get().as_ptr().add(off) as *mut u32, v) }
     }
 
     /// `next_shmid`: the next segment's id, or -1 at the end of the chain.
@@ -164,38 +155,38 @@ impl Segment {
 
     /// Copies `src` into the data area at `off`; the caller keeps it in bounds.
     pub fn write_data(&self, off: usize, src: &[u8]) {
-        assert!(HEADER + off + src.len() <= self.att.size());
+        assert!(HEADER + off + src.len() <= self.att.get().size());
         // SAFETY: the destination range lies inside the mapping (asserted) and
         // cannot overlap `src`, which is process-private memory.
-        unsafe { copy_bytes(self.att.as_ptr().add(HEADER + off), src.as_ptr(), src.len()) }
+        unsafe { copy_bytes(self.att.get().as_ptr().add(HEADER + off), src.as_ptr(), src.len()) }
     }
 
     /// Copies `dst.len()` bytes of the data area from `off` into `dst`.
     pub fn read_data(&self, off: usize, dst: &mut [u8]) {
-        assert!(HEADER + off + dst.len() <= self.att.size());
+        assert!(HEADER + off + dst.len() <= self.att.get().size());
         // SAFETY: the source range lies inside the mapping (asserted) and cannot
         // overlap `dst`, which is process-private memory.
-        unsafe { copy_bytes(dst.as_mut_ptr(), self.att.as_ptr().add(HEADER + off), dst.len()) }
+        unsafe { copy_bytes(dst.as_mut_ptr(), self.att.get().as_ptr().add(HEADER + off), dst.len()) }
     }
 
     /// Attaches segment `shmid`, whose size must be `size` (at least [`HEADER`]).
     pub(crate) fn attach_checked(shmid: i32, size: usize) -> sys::Result<Attached> {
-        let st = crate::sys::shm_stat(shmid)?;
+        let st = sys::shm_stat(shmid)?;
         if st.size != size {
             return Ok(Attached::WrongSize);
         }
-        let seg = Segment { att: Attachment::attach_sized(shmid, size)? };
+        let seg = Segment::attach_sized(shmid, size)?;
         if st.removed {
             return Ok(Attached::Removed(seg));
         }
         Ok(Attached::Live(seg))
     }
 
-    /// True when the segment has been removed (it lives on only while
+    /// True when segment `shmid` has been removed (it lives on only while
     /// attached somewhere, and vanishes with the last detach; on Solaris and
     /// illumos its id is gone at once, so `IPC_STAT` fails).
-    pub fn is_removed(&self) -> bool {
-        match crate::sys::shm_stat(self.shmid()) {
+    pub(crate) fn id_is_removed(shmid: i32) -> bool {
+        match sys::shm_stat(shmid) {
             Ok(st) => st.removed,
             Err(_) => true,
         }
@@ -206,14 +197,14 @@ impl Segment {
 /// attaching whatever the size, and the header words by offset.
 #[cfg_attr(not(feature = "internals"), allow(dead_code))]
 impl Segment {
-    /// Attaches segment `shmid` read-write, whatever its size (`shmat(2)`,
-    /// [`Attachment::attach`]); `EINVAL` when it is too small to hold a header.
+    /// Attaches segment `shmid` read-write, whatever its size (`shmat(2)`);
+    /// `EINVAL` when it is too small to hold a header.
     pub fn attach(shmid: i32) -> sys::Result<Segment> {
-        let att = Attachment::attach(shmid)?;
-        if att.size() < HEADER {
+        let size = sys::shm_stat(shmid)?.size;
+        if size < HEADER {
             return Err(Errno(libc::EINVAL));
         }
-        Ok(Segment { att })
+        Segment::attach_sized(shmid, size)
     }
 
     /// The header word at byte `off`: [`NEXT_SHMID`], [`LENGTH`],

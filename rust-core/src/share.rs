@@ -1,8 +1,11 @@
 //! A share: the handle on one semaphore set and the chain of segments behind
 //! one key, with the store, fetch, lock and remove operations of doc/FORMAT.md (5).
 
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
 use libc::c_int;
 
+use crate::attachments::{self, Evict};
 use crate::chain::{Chain, Grow};
 use crate::error::{Error, Result};
 use crate::fetch_cache::{FetchCache, Kept, Plan, Stamp};
@@ -55,34 +58,50 @@ impl OpenOptions {
     }
 }
 
-/// What a handle has of its share: the attached chain until the share is
-/// removed through it; after that, only what the accessors report.
-#[derive(Debug)]
-enum State {
-    Open(Chain),
-    /// Removed by [`Share::remove`]: the chain was dropped, so nothing is
-    /// attached any more.
-    Removed {
-        shmid: c_int,
-        seg_size: usize,
-    },
-}
+/// A handle's chain, behind a lock of its own so that, while the handle is
+/// not in a call, another handle of the process that needs room can make it
+/// let go of its attachments (`attachments.rs`). The lock is this process's
+/// only; it is never contended in a call but by such a request.
+type SharedChain = Arc<Mutex<Chain>>;
 
-impl State {
-    /// The chain; [`Error::Removed`] once removed.
-    fn chain(&self) -> Result<&Chain> {
-        match self {
-            State::Open(chain) => Ok(chain),
-            State::Removed { .. } => Err(Error::Removed),
+impl Evict for Mutex<Chain> {
+    fn evict_if_idle(&self) {
+        match self.try_lock() {
+            Ok(mut chain) => chain.evict(),
+            Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner().evict(),
+            Err(std::sync::TryLockError::WouldBlock) => {}
         }
     }
+}
 
-    /// The chain, to change; [`Error::Removed`] once removed.
-    fn chain_mut(&mut self) -> Result<&mut Chain> {
-        match self {
-            State::Open(chain) => Ok(chain),
-            State::Removed { .. } => Err(Error::Removed),
-        }
+/// The chain in use for one call: attached head, and on the way out
+/// (whatever the path) the chain settles within the budget of attachments.
+struct InCall<'a>(MutexGuard<'a, Chain>);
+
+impl<'a> InCall<'a> {
+    fn enter(chain: &'a SharedChain) -> Result<InCall<'a>> {
+        let mut guard = chain.lock().unwrap_or_else(PoisonError::into_inner);
+        guard.ready()?;
+        Ok(InCall(guard))
+    }
+}
+
+impl std::ops::Deref for InCall<'_> {
+    type Target = Chain;
+    fn deref(&self) -> &Chain {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for InCall<'_> {
+    fn deref_mut(&mut self) -> &mut Chain {
+        &mut self.0
+    }
+}
+
+impl Drop for InCall<'_> {
+    fn drop(&mut self) {
+        self.0.settle();
     }
 }
 
@@ -114,7 +133,10 @@ enum Origin {
 pub struct Share {
     key: Key,
     semid: c_int,
-    state: State,
+    shmid: c_int,
+    seg_size: usize,
+    /// The chain; `None` once removed through this handle.
+    chain: Option<SharedChain>,
     lock: Option<LockKind>,
     cache: FetchCache,
     destroy: bool,
@@ -124,10 +146,16 @@ pub struct Share {
 
 impl Share {
     fn with_head(key: Key, semid: c_int, head: Segment) -> Share {
+        let (shmid, seg_size) = (head.shmid(), head.len());
+        let chain: SharedChain = Arc::new(Mutex::new(Chain::new(head)));
+        let holder: std::sync::Weak<dyn Evict> = Arc::downgrade(&chain) as _;
+        attachments::register(holder);
         Share {
             key,
             semid,
-            state: State::Open(Chain::new(head)),
+            shmid,
+            seg_size,
+            chain: Some(chain),
             lock: None,
             cache: FetchCache::default(),
             destroy: false,
@@ -146,9 +174,9 @@ impl Share {
     /// cannot be attached again (it was removed elsewhere, or the system's limit
     /// of attachments is reached).
     pub fn try_clone(&self) -> Result<Share> {
-        let chain = self.state.chain()?;
-        let att = sys::Attachment::attach_sized(chain.head().shmid(), chain.seg_size())?;
-        let mut copy = Share::with_head(self.key, self.semid, Segment::new(att));
+        self.open_chain()?;
+        let head = Segment::attach_sized(self.shmid, self.seg_size)?;
+        let mut copy = Share::with_head(self.key, self.semid, head);
         copy.destroy = self.destroy;
         copy.origin = Origin::Cloned;
         Ok(copy)
@@ -178,18 +206,22 @@ impl Share {
     /// The head segment's id.
     #[must_use]
     pub fn shmid(&self) -> c_int {
-        match &self.state {
-            State::Open(chain) => chain.head().shmid(),
-            State::Removed { shmid, .. } => *shmid,
-        }
+        self.shmid
     }
     /// The size of every segment (the head's real size), header included.
     #[must_use]
     pub fn segment_size(&self) -> usize {
-        match &self.state {
-            State::Open(chain) => chain.seg_size(),
-            State::Removed { seg_size, .. } => *seg_size,
-        }
+        self.seg_size
+    }
+
+    /// The chain; [`Error::Removed`] once removed through this handle.
+    fn open_chain(&self) -> Result<&SharedChain> {
+        self.chain.as_ref().ok_or(Error::Removed)
+    }
+
+    /// The chain for one call ([`InCall`]).
+    fn in_call(&self) -> Result<InCall<'_>> {
+        InCall::enter(self.open_chain()?)
     }
     /// The lock this handle holds.
     #[must_use]
@@ -211,7 +243,7 @@ impl Share {
     /// # Errors
     /// [`Error::Removed`] after [`Share::remove`].
     pub fn version(&self) -> Result<u32> {
-        Ok(self.state.chain()?.head().version())
+        Ok(self.in_call()?.head().version())
     }
 
     // ----- locking -------------------------------------------------------
@@ -241,7 +273,7 @@ impl Share {
     /// when a signal interrupted the wait, `EIDRM`/`EINVAL` when the share was
     /// removed elsewhere.
     pub fn lock(&mut self, kind: LockKind, wait: Wait) -> Result<bool> {
-        self.state.chain()?;
+        self.open_chain()?;
         if self.lock == Some(kind) {
             return Ok(true);
         }
@@ -283,7 +315,7 @@ impl Share {
     /// [`Error::Removed`] after [`Share::remove`]; [`Error::Os`] when the
     /// semaphore set was removed elsewhere.
     pub fn unlock(&mut self) -> Result<()> {
-        self.state.chain()?;
+        self.open_chain()?;
         if let Some(kind) = self.lock.take() {
             lock::release(self.semid, kind)?;
         }
@@ -293,7 +325,7 @@ impl Share {
     /// Runs `f` holding the exclusive lock, then puts the handle's lock back
     /// as it was, on every path.
     fn with_exclusive<T>(&mut self, f: impl FnOnce(&mut Share) -> Result<T>) -> Result<T> {
-        self.state.chain()?;
+        self.open_chain()?;
         let before = self.lock;
         if before != Some(LockKind::Exclusive) {
             self.lock(LockKind::Exclusive, Wait::Forever)?;
@@ -315,7 +347,7 @@ impl Share {
     /// held), releasing what was taken here on every path, a panic in `f`
     /// included.
     fn with_shared<T>(&mut self, f: impl FnOnce(&mut Share) -> Result<T>) -> Result<T> {
-        self.state.chain()?;
+        self.open_chain()?;
         let _taken = if self.lock.is_none() { Some(lock::Held::take_shared(self.semid)?) } else { None };
         f(self)
     }
@@ -347,18 +379,18 @@ impl Share {
     }
 
     fn store_locked(&mut self, value: &[u8]) -> Result<()> {
-        let chain = self.state.chain_mut()?;
+        let mut chain = self.in_call()?;
         chain.sync_state();
         let in_use = chain.segments_for(chain.head().length().max(0) as usize);
-        chain.drop_removed_surplus(in_use);
+        chain.drop_removed_surplus(in_use)?;
         let needed = chain.segments_for(value.len());
         chain.ensure(needed, Grow::Yes)?;
 
-        let head = chain.head();
-        head.set_length(0);
-        chain.write_value(value);
+        chain.head().set_length(0);
+        chain.write_value(value)?;
         // The version first: a writer killed before the length is set leaves
         // an empty value under a new version, never an old stamp on new data.
+        let head = chain.head();
         head.set_version(head.version().wrapping_add(1));
         head.set_length(value.len() as i32);
         chain.trim(needed);
@@ -408,8 +440,8 @@ impl Share {
     /// As [`Share::fetch_into`]; `dest` is not called then.
     pub fn fetch_with<'b>(&mut self, kept: Kept, dest: impl FnOnce(usize, Plan) -> &'b mut [u8]) -> Result<Plan> {
         self.with_shared(|s| {
-            let Share { state, cache, .. } = s;
-            let chain = state.chain_mut()?;
+            let Share { chain, cache, .. } = s;
+            let mut chain = InCall::enter(chain.as_ref().ok_or(Error::Removed)?)?;
             chain.sync_state();
             let head = chain.head();
             let length = head.length();
@@ -422,10 +454,11 @@ impl Share {
                 cache.finished(seen, plan, None);
                 return Ok(plan);
             }
-            chain.ensure(chain.segments_for(seen.len()), Grow::No)?;
+            let needed = chain.segments_for(seen.len());
+            chain.ensure(needed, Grow::No)?;
             let buf = dest(seen.len(), plan);
             let n = seen.len().min(buf.len());
-            chain.read_value(&mut buf[..n]);
+            chain.read_value(&mut buf[..n])?;
             cache.finished(seen, plan, Some(n));
             Ok(plan)
         })
@@ -486,7 +519,7 @@ impl Share {
     /// As [`Share::fetch_into`].
     pub fn num_segments(&mut self) -> Result<usize> {
         self.with_shared(|s| {
-            let chain = s.state.chain_mut()?;
+            let mut chain = s.in_call()?;
             chain.sync_state();
             chain.attach_all()
         })
@@ -509,19 +542,18 @@ impl Share {
     /// [`Error::Removed`] when already removed through this handle;
     /// [`Error::Os`] when the lock cannot be had or the semaphore set is gone.
     pub fn remove(&mut self) -> Result<()> {
-        self.state.chain()?;
+        self.open_chain()?;
         if self.lock != Some(LockKind::Exclusive) {
             self.lock(LockKind::Exclusive, Wait::Forever)?;
         }
-        let chain = self.state.chain_mut()?;
-        let (head, seg_size) = (chain.head().shmid(), chain.seg_size());
+        let (head, seg_size) = (self.shmid, self.seg_size);
         let head_stat = sys::shm_stat(head).ok();
-        chain.trim(1);
+        self.in_call()?.trim(1);
         let _ = sys::shm_remove(head);
         orphans::sweep(head, head_stat, seg_size);
         // Dropping the chain unmaps the head now, so the segment goes at
         // once; the handle keeps only what its accessors report.
-        self.state = State::Removed { shmid: head, seg_size };
+        self.chain = None;
         self.lock = None;
         self.cache.forget();
         sys::sem_remove(self.semid)?;
@@ -558,7 +590,7 @@ impl Drop for Share {
     /// The rule of [`Share`]'s docs: only in the opening process; removal
     /// only through the handle that opened the share.
     fn drop(&mut self) {
-        if matches!(self.state, State::Open(_)) && self.pid == std::process::id() {
+        if self.chain.is_some() && self.pid == std::process::id() {
             if self.destroy && self.origin == Origin::Opened {
                 let _ = self.remove();
             } else {

@@ -48,3 +48,22 @@ pub fn stat_of(ds: &ShmidDs) -> ShmStat {
 pub fn shm_list() -> Option<Vec<(c_int, ShmStat)>> {
     None
 }
+
+/// `kern.sysv.shmseg`: segments one process may have attached (8 by
+/// default). The kernel keeps it as a 64-bit or 32-bit integer depending on
+/// the release; the length the sysctl returns says which.
+pub fn attach_limit() -> Option<usize> {
+    let mut buf = [0u8; 8];
+    let mut len: libc::size_t = buf.len();
+    let name = b"kern.sysv.shmseg\0";
+    // SAFETY: name is NUL-terminated; buf and len describe a writable buffer
+    // of len bytes; no new value is set.
+    let rc =
+        unsafe { libc::sysctlbyname(name.as_ptr().cast(), buf.as_mut_ptr().cast(), &mut len, std::ptr::null_mut(), 0) };
+    let n = match (rc, len) {
+        (0, 4) => i32::from_ne_bytes([buf[0], buf[1], buf[2], buf[3]]) as i64,
+        (0, 8) => i64::from_ne_bytes(buf),
+        _ => return None,
+    };
+    usize::try_from(n).ok().filter(|&n| n > 0)
+}

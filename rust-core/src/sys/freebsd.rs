@@ -63,3 +63,7 @@ pub fn shm_list() -> Option<Vec<(c_int, ShmStat)>> {
     }
     Some(out)
 }
+
+pub fn attach_limit() -> Option<usize> {
+    None
+}

@@ -42,3 +42,7 @@ fn perm_key(p: &libc::ipc_perm) -> Key {
 pub fn shm_list() -> Option<Vec<(c_int, ShmStat)>> {
     super::parse_proc_shm(&std::fs::read_to_string("/proc/sysvipc/shm").ok()?)
 }
+
+pub fn attach_limit() -> Option<usize> {
+    None
+}

@@ -21,7 +21,9 @@
 //! - `semop_timed`: `semtimedop(2)`, or [`semop_polled`] where there is none;
 //! - `ShmidDs`, `shmctl`, `IPC_STAT`: the `shmid_ds` that `shmctl` fills and
 //!   `stat_of`, which reads it with `shm_stat_from!`;
-//! - `shm_list`: the system's list of segments, or `None`.
+//! - `shm_list`: the system's list of segments, or `None`;
+//! - `attach_limit`: how many segments one process may have attached, where
+//!   the system limits it and says so (macOS), or `None`.
 
 use std::fmt;
 use std::ptr::NonNull;
@@ -355,6 +357,15 @@ pub fn shm_list() -> Option<Vec<(c_int, ShmStat)>> {
     os::shm_list()
 }
 
+/// How many segments one process may have attached at once, where the
+/// system has such a limit and can be asked (macOS's `kern.sysv.shmseg`, 8
+/// by default). `None` elsewhere: Linux and Solaris have no per-process
+/// limit, and where the BSDs have one (`kern.ipc.shmseg`, 128 by default)
+/// an attachment refused with `EMFILE` tells the caller instead.
+pub fn attach_limit() -> Option<usize> {
+    os::attach_limit()
+}
+
 /// True unless `kill(pid, 0)` says there is no such process (so also true
 /// for another user's process).
 pub fn process_alive(pid: i32) -> bool {
@@ -379,19 +390,28 @@ pub struct Attachment {
 // thread moves that ownership. All access goes through raw pointers.
 unsafe impl Send for Attachment {}
 
-impl Attachment {
-    /// `shmat(2)` read-write, then `IPC_STAT` for the size.
-    ///
-    /// `EINVAL`/`EIDRM`: no such segment; `EACCES`: not permitted.
-    pub fn attach(shmid: c_int) -> Result<Attachment> {
-        let st = shm_stat(shmid)?;
-        Self::attach_sized(shmid, st.size)
-    }
+/// How a segment is attached.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Access {
+    /// Read-write.
+    ReadWrite,
+    /// Read only (`SHM_RDONLY`): for looking without the right to write.
+    ReadOnly,
+}
 
-    /// `shmat(2)` read-write of a segment whose size the caller already knows.
-    pub fn attach_sized(shmid: c_int, len: usize) -> Result<Attachment> {
+impl Attachment {
+    /// `shmat(2)` of a segment whose size the caller already knows.
+    ///
+    /// `EINVAL`/`EIDRM`: no such segment; `EACCES`: not permitted; `EMFILE`:
+    /// this process has as many segments attached as the system allows it
+    /// (macOS, the BSDs).
+    pub fn attach_sized(shmid: c_int, len: usize, access: Access) -> Result<Attachment> {
+        let flags = match access {
+            Access::ReadWrite => 0,
+            Access::ReadOnly => libc::SHM_RDONLY,
+        };
         // SAFETY: a null address lets the kernel choose where to map.
-        let p = unsafe { libc::shmat(shmid, std::ptr::null(), 0) };
+        let p = unsafe { libc::shmat(shmid, std::ptr::null(), flags) };
         if p as isize == -1 {
             return Err(Errno::last());
         }
@@ -410,7 +430,7 @@ impl Attachment {
     }
 
     /// The first byte of the mapping, valid for [`Attachment::size`] bytes
-    /// while this value lives.
+    /// while this value lives (for writes only when attached read-write).
     pub fn as_ptr(&self) -> *mut u8 {
         self.addr.as_ptr()
     }
@@ -641,7 +661,7 @@ mod tests {
 
         let shmid = shmget(IPC_PRIVATE, 8192, 0o640 | IPC_CREAT).unwrap();
         cleanup.0.push((false, shmid));
-        let att = Attachment::attach(shmid).unwrap();
+        let att = Attachment::attach_sized(shmid, 8192, Access::ReadWrite).unwrap();
         let st = shm_stat(shmid).unwrap();
         assert_eq!((st.key, st.size, st.mode, st.removed, st.nattch), (IPC_PRIVATE, 8192, 0o640, false, 1));
         assert_eq!(st.cpid as u32, std::process::id());

@@ -38,3 +38,7 @@ pub fn stat_of(ds: &ShmidDs) -> ShmStat {
 pub fn shm_list() -> Option<Vec<(c_int, ShmStat)>> {
     None
 }
+
+pub fn attach_limit() -> Option<usize> {
+    None
+}

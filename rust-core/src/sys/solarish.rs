@@ -46,3 +46,7 @@ pub fn shm_list() -> Option<Vec<(c_int, ShmStat)>> {
     // A segment removed since is left out.
     Some(ids.into_iter().filter_map(|id| super::shm_stat(id).ok().map(|st| (id, st))).collect())
 }
+
+pub fn attach_limit() -> Option<usize> {
+    None
+}
