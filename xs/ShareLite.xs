@@ -153,6 +153,48 @@ fetch_dest(void *ctx, size_t len, int plan)
     return (uint8_t *)SvPVX(d->value);
 }
 
+/* Collects what sl_look and sl_orphan report, field by field, into a hash:
+ * numbers and strings as values, list items into an array under their name. */
+struct fields {
+#ifdef PERL_IMPLICIT_CONTEXT
+    PerlInterpreter *perl;
+#endif
+    HV *hv;
+};
+
+static void
+field(void *ctx, const char *name, int kind, int64_t number, const char *text)
+{
+    struct fields *f = (struct fields *)ctx;
+#ifdef PERL_IMPLICIT_CONTEXT
+    dTHXa(f->perl);
+#endif
+    I32 len = (I32)strlen(name);
+    if (kind == SL_FIELD_LIST_ITEM) {
+        SV **slot = hv_fetch(f->hv, name, len, 1);
+        if (!SvROK(*slot)) {
+            SV *rv = newRV_noinc((SV *)newAV());
+            sv_setsv(*slot, rv);
+            SvREFCNT_dec(rv);
+        }
+        av_push((AV *)SvRV(*slot), newSViv((IV)number));
+    } else {
+        (void)hv_store(f->hv, name, len, kind == SL_FIELD_TEXT ? newSVpv(text, 0) : newSViv((IV)number), 0);
+    }
+}
+
+static struct fields
+new_fields(pTHX)
+{
+    struct fields f;
+#ifdef PERL_IMPLICIT_CONTEXT
+    f.perl = aTHX;
+#endif
+    f.hv = newHV();
+    sv_2mortal((SV *)f.hv);
+    return f;
+}
+
 MODULE = IPC::ShareLite    PACKAGE = IPC::ShareLite
 
 PROTOTYPES: DISABLE
@@ -382,3 +424,47 @@ num_segments(self)
         XSRETURN_UNDEF;
     }
     PUSHu(count);
+
+SV *
+_look(key)
+    IV key
+  PREINIT:
+    struct fields f;
+  CODE:
+    /* What the key holds, seen from outside (the core decides; sharelite
+     * list and stat show it). Croaks only on a failure of the call itself. */
+    f = new_fields(aTHX);
+    if (sl_look((key_t)key, field, &f) != SL_OK)
+        croak_core(aTHX_ "look");
+    RETVAL = newRV_inc((SV *)f.hv);
+  OUTPUT:
+    RETVAL
+
+SV *
+_orphan(shmid)
+    int shmid
+  PREINIT:
+    struct fields f;
+    int found = 0;
+  CODE:
+    /* The orphan that segment shmid is, or undef (the core's rules). */
+    f = new_fields(aTHX);
+    if (sl_orphan(shmid, field, &f, &found) != SL_OK)
+        croak_core(aTHX_ "orphan");
+    RETVAL = found ? newRV_inc((SV *)f.hv) : &PL_sv_undef;
+  OUTPUT:
+    RETVAL
+
+int
+_remove_orphan(shmid, head, cpid)
+    int shmid
+    int head
+    int cpid
+  CODE:
+    /* 1 when removed; 0 with the reason in _last_error() and $!. */
+    RETVAL = sl_remove_orphan(shmid, head, cpid) == SL_OK;
+    if (!RETVAL)
+        CORE_ERRNO();
+  OUTPUT:
+    RETVAL
+

@@ -58,6 +58,21 @@
 #define SL_FETCH_FILL_NEW_KEEP 3
 
 /**
+ * `sl_field`'s kind: a number (`number`).
+ */
+#define SL_FIELD_NUMBER 0
+
+/**
+ * `sl_field`'s kind: a string (`text`, NUL-terminated, valid during the call).
+ */
+#define SL_FIELD_TEXT 1
+
+/**
+ * `sl_field`'s kind: one more number (`number`) of the list called `name`.
+ */
+#define SL_FIELD_LIST_ITEM 2
+
+/**
  * An open share, opaque to C.
  */
 typedef struct sl_share sl_share;
@@ -71,6 +86,13 @@ typedef struct sl_share sl_share;
  * across the Rust frames that call it.
  */
 typedef uint8_t *(*sl_fetch_dest)(void *ctx, size_t len, int plan);
+
+/**
+ * Receives one field of what `sl_look` or `sl_orphan` found: its `name`
+ * (NUL-terminated, static), its kind (`SL_FIELD_*`) and its value. Called
+ * once for each field known, within the call; it must return normally.
+ */
+typedef void (*sl_field)(void *ctx, const char *name, int kind, int64_t number, const char *text);
 
 /**
  * Opens the share at `key` with `shmget(2)`-style `flags` (permission bits,
@@ -187,6 +209,43 @@ int sl_share_num_segments(sl_share *share, size_t *out_count);
  * `share` must be a live handle; `out_size` valid for a write.
  */
 int sl_share_segment_size(sl_share *share, size_t *out_size);
+
+/**
+ * What `key` holds, looked at from outside without opening it
+ * (`sharelite::inspect::look`): nothing is locked, written or created.
+ * Fields: `found` (text: `nothing`, `not-a-share` or `share`); for
+ * `not-a-share`, `why_not` (text) and `semid`/`shmid` where there is one;
+ * for a share, `key`, `shmid`, `semid`, and where permission allowed them
+ * `segment_size`, `mode`, `uid`, `initialised`, `readers`, `writers`,
+ * `next_shmid`, `length`, `shm_state`, `version`, then `shmids` (a list,
+ * the head first), `chain` (text: `ok`, `broken`, `cycle`, `foreign`,
+ * `short`, `bad-length`, `unreadable` or `error`) and, unless `ok`,
+ * `problem` (text).
+ *
+ * # Safety
+ * `emit` must keep the promises of `sl_field` for `ctx`.
+ */
+int sl_look(key_t key, sl_field emit, void *ctx);
+
+/**
+ * Whether segment `shmid` is an orphan that a look over the whole host may
+ * remove (`sharelite::inspect::orphan`): `out_found` gets 1 (and `emit` the
+ * fields `shmid`, `head`, `size`, `mode`, `uid`, `cpid` and `reason`, text)
+ * or 0.
+ *
+ * # Safety
+ * `emit` must keep the promises of `sl_field` for `ctx`; `out_found` must be
+ * valid for a write.
+ */
+int sl_orphan(int shmid, sl_field emit, void *ctx, int *out_found);
+
+/**
+ * Removes segment `shmid` if, checked again now, it still is an orphan made
+ * for head `head` by process `cpid` (`sharelite::inspect::remove_orphan`).
+ * Otherwise nothing is removed: `SL_ERROR` with the reason (errno 0 when it
+ * is no longer an orphan).
+ */
+int sl_remove_orphan(int shmid, int head, int cpid);
 
 /**
  * Copies the message of this thread's last failed call into `buf` (at most

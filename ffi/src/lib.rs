@@ -24,6 +24,7 @@ use std::time::Duration;
 
 use libc::{c_char, c_int, c_void, key_t, size_t};
 
+use sharelite::inspect::{self, Look};
 use sharelite::{Errno, Error, Kept, LockKind, OpenOptions, Plan, Result, Share, Wait};
 
 /// Success.
@@ -354,6 +355,165 @@ pub unsafe extern "C" fn sl_share_segment_size(share: *mut sl_share, out_size: *
             *out_size = share_mut(share)?.segment_size();
         }
         Ok(SL_OK)
+    })
+}
+
+/// `sl_field`'s kind: a number (`number`).
+pub const SL_FIELD_NUMBER: c_int = 0;
+/// `sl_field`'s kind: a string (`text`, NUL-terminated, valid during the call).
+pub const SL_FIELD_TEXT: c_int = 1;
+/// `sl_field`'s kind: one more number (`number`) of the list called `name`.
+pub const SL_FIELD_LIST_ITEM: c_int = 2;
+
+/// Receives one field of what `sl_look` or `sl_orphan` found: its `name`
+/// (NUL-terminated, static), its kind (`SL_FIELD_*`) and its value. Called
+/// once for each field known, within the call; it must return normally.
+pub type sl_field =
+    Option<unsafe extern "C" fn(ctx: *mut c_void, name: *const c_char, kind: c_int, number: i64, text: *const c_char)>;
+
+/// A field name as a C string.
+macro_rules! cname {
+    ($name:literal) => {
+        concat!($name, "\0").as_ptr() as *const c_char
+    };
+}
+
+/// Hands fields to a caller's `sl_field`.
+struct Fields {
+    emit: unsafe extern "C" fn(*mut c_void, *const c_char, c_int, i64, *const c_char),
+    ctx: *mut c_void,
+}
+
+impl Fields {
+    fn new(emit: sl_field, ctx: *mut c_void) -> Result<Fields> {
+        Ok(Fields { emit: emit.ok_or(Error::Os(Errno(libc::EINVAL)))?, ctx })
+    }
+    fn number(&self, name: *const c_char, v: i64) {
+        // SAFETY: the caller of sl_look/sl_orphan vouches for emit and ctx;
+        // name is a static C string.
+        unsafe { (self.emit)(self.ctx, name, SL_FIELD_NUMBER, v, std::ptr::null()) }
+    }
+    fn item(&self, name: *const c_char, v: i64) {
+        // SAFETY: as in `number`.
+        unsafe { (self.emit)(self.ctx, name, SL_FIELD_LIST_ITEM, v, std::ptr::null()) }
+    }
+    fn text(&self, name: *const c_char, v: &str) {
+        let v = std::ffi::CString::new(v.replace('\0', " ")).expect("no NUL left");
+        // SAFETY: as in `number`; v lives until the call returns.
+        unsafe { (self.emit)(self.ctx, name, SL_FIELD_TEXT, 0, v.as_ptr()) }
+    }
+}
+
+/// What `key` holds, looked at from outside without opening it
+/// (`sharelite::inspect::look`): nothing is locked, written or created.
+/// Fields: `found` (text: `nothing`, `not-a-share` or `share`); for
+/// `not-a-share`, `why_not` (text) and `semid`/`shmid` where there is one;
+/// for a share, `key`, `shmid`, `semid`, and where permission allowed them
+/// `segment_size`, `mode`, `uid`, `initialised`, `readers`, `writers`,
+/// `next_shmid`, `length`, `shm_state`, `version`, then `shmids` (a list,
+/// the head first), `chain` (text: `ok`, `broken`, `cycle`, `foreign`,
+/// `short`, `bad-length`, `unreadable` or `error`) and, unless `ok`,
+/// `problem` (text).
+///
+/// # Safety
+/// `emit` must keep the promises of `sl_field` for `ctx`.
+#[no_mangle]
+pub unsafe extern "C" fn sl_look(key: key_t, emit: sl_field, ctx: *mut c_void) -> c_int {
+    guard(|| {
+        let f = Fields::new(emit, ctx)?;
+        match inspect::look(key) {
+            Look::Nothing => f.text(cname!("found"), "nothing"),
+            Look::NotAShare(o) => {
+                f.text(cname!("found"), "not-a-share");
+                f.text(cname!("why_not"), &o.why_not());
+                if let Some(id) = o.semid {
+                    f.number(cname!("semid"), id.into());
+                }
+                if let Some(id) = o.shmid {
+                    f.number(cname!("shmid"), id.into());
+                }
+            }
+            Look::Share(i) => {
+                f.text(cname!("found"), "share");
+                f.number(cname!("key"), i.key.into());
+                f.number(cname!("shmid"), i.shmid.into());
+                f.number(cname!("semid"), i.semid.into());
+                if let Some(size) = i.segment_size {
+                    f.number(cname!("segment_size"), size as i64);
+                }
+                if let Some(mode) = i.mode {
+                    f.number(cname!("mode"), mode.into());
+                }
+                if let Some(uid) = i.uid {
+                    f.number(cname!("uid"), uid.into());
+                }
+                if let Some([init, readers, writers]) = i.semaphores {
+                    f.number(cname!("initialised"), init.into());
+                    f.number(cname!("readers"), readers.into());
+                    f.number(cname!("writers"), writers.into());
+                }
+                if let Some(h) = i.header {
+                    f.number(cname!("next_shmid"), h.next_shmid.into());
+                    f.number(cname!("length"), h.length.into());
+                    f.number(cname!("shm_state"), h.shm_state.into());
+                    f.number(cname!("version"), h.version.into());
+                }
+                for id in &i.shmids {
+                    f.item(cname!("shmids"), (*id).into());
+                }
+                f.text(cname!("chain"), i.chain.name());
+                if let Some(p) = &i.problem {
+                    f.text(cname!("problem"), p);
+                }
+            }
+        }
+        Ok(SL_OK)
+    })
+}
+
+/// Whether segment `shmid` is an orphan that a look over the whole host may
+/// remove (`sharelite::inspect::orphan`): `out_found` gets 1 (and `emit` the
+/// fields `shmid`, `head`, `size`, `mode`, `uid`, `cpid` and `reason`, text)
+/// or 0.
+///
+/// # Safety
+/// `emit` must keep the promises of `sl_field` for `ctx`; `out_found` must be
+/// valid for a write.
+#[no_mangle]
+pub unsafe extern "C" fn sl_orphan(shmid: c_int, emit: sl_field, ctx: *mut c_void, out_found: *mut c_int) -> c_int {
+    guard(|| {
+        let f = Fields::new(emit, ctx)?;
+        let found = inspect::orphan(shmid);
+        if let Some(o) = found {
+            f.number(cname!("shmid"), o.shmid.into());
+            f.number(cname!("head"), o.head.into());
+            f.number(cname!("size"), o.size as i64);
+            f.number(cname!("mode"), o.mode.into());
+            f.number(cname!("uid"), o.uid.into());
+            f.number(cname!("cpid"), o.cpid.into());
+            f.text(cname!("reason"), o.reason.words());
+        }
+        // SAFETY: the caller guarantees out_found is writable.
+        unsafe { *out_found = c_int::from(found.is_some()) };
+        Ok(SL_OK)
+    })
+}
+
+/// Removes segment `shmid` if, checked again now, it still is an orphan made
+/// for head `head` by process `cpid` (`sharelite::inspect::remove_orphan`).
+/// Otherwise nothing is removed: `SL_ERROR` with the reason (errno 0 when it
+/// is no longer an orphan).
+#[no_mangle]
+pub extern "C" fn sl_remove_orphan(shmid: c_int, head: c_int, cpid: c_int) -> c_int {
+    guard(|| {
+        Ok(match inspect::orphan(shmid).filter(|o| o.head == head && o.cpid == cpid) {
+            None => fail(SL_ERROR, format!("segment {shmid} is no longer an orphan"), 0),
+            Some(o) => match inspect::remove_orphan(&o) {
+                Ok(()) => SL_OK,
+                Err(inspect::NotRemoved::Os(e)) => fail(SL_ERROR, format!("segment {shmid}: {e}"), e.0),
+                Err(why) => fail(SL_ERROR, format!("segment {shmid} is {why}"), 0),
+            },
+        })
     })
 }
 

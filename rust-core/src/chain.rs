@@ -23,7 +23,7 @@ use libc::c_int;
 
 use crate::attachments;
 use crate::error::{Error, Result};
-use crate::segment::{Attached, Segment, HEADER};
+use crate::segment::{Attached, Header, Segment, HEADER};
 use crate::sys::{self, Errno};
 
 /// How many segments (head included) a value of `len` bytes occupies in a
@@ -77,6 +77,96 @@ pub(crate) fn follow(next: i32, seen: &HashSet<i32>) -> std::result::Result<Opti
 /// `e`, if that error means there is no such segment.
 pub(crate) fn missing(e: Errno) -> Option<LinkFault> {
     matches!(e.0, libc::EINVAL | libc::EIDRM).then_some(LinkFault::Missing)
+}
+
+/// A chain as seen from outside, without its lock (doc/FORMAT.md, 8): the
+/// segments reached from the head, and why the walk stopped early if it did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Walk {
+    /// The shmids reached, the head first (empty when the head could not be
+    /// read).
+    pub shmids: Vec<i32>,
+    /// Why the walk stopped before the end of the chain, if it did.
+    pub stop: Option<WalkStop>,
+}
+
+/// Why a [`Walk`] stopped before the end of the chain.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WalkStop {
+    /// The link `next` in segment `after` is unsound.
+    Fault {
+        /// The segment whose link it is.
+        after: i32,
+        /// The link.
+        next: i32,
+        /// What is wrong with it.
+        fault: LinkFault,
+    },
+    /// No permission to read segment `shmid`.
+    Unreadable {
+        /// The segment.
+        shmid: i32,
+    },
+    /// Segment `shmid` could not be read for another reason.
+    Failed {
+        /// The segment.
+        shmid: i32,
+        /// Why.
+        errno: Errno,
+    },
+}
+
+/// Follows the chain from `head` (a segment of `seg_size` bytes) by
+/// `next_shmid`, checking every link as a reader does ([`follow`], the
+/// size, a missing segment) and reading each header through a read-only
+/// attachment detached again at once: nothing is locked, written or
+/// created. Each segment is visited once, so the walk ends on any chain.
+pub fn walk(head: i32, seg_size: usize) -> Walk {
+    let mut w = Walk { shmids: Vec::new(), stop: None };
+    let mut seen = HashSet::new();
+    let mut cur = head;
+    loop {
+        let hdr = match Header::peek(cur, seg_size) {
+            Ok(h) => h,
+            Err(e) => {
+                w.stop = Some(unreadable(cur, e));
+                return w;
+            }
+        };
+        w.shmids.push(cur);
+        seen.insert(cur);
+        let next = match follow(hdr.next_shmid, &seen) {
+            Ok(None) => return w,
+            Ok(Some(next)) => next,
+            Err(fault) => {
+                w.stop = Some(WalkStop::Fault { after: cur, next: hdr.next_shmid, fault });
+                return w;
+            }
+        };
+        let fault = match sys::shm_stat(next) {
+            Ok(st) if st.size == seg_size => None,
+            Ok(_) => Some(LinkFault::WrongSize),
+            Err(e) => match missing(e) {
+                Some(fault) => Some(fault),
+                None => {
+                    w.stop = Some(unreadable(next, e));
+                    return w;
+                }
+            },
+        };
+        if let Some(fault) = fault {
+            w.stop = Some(WalkStop::Fault { after: cur, next, fault });
+            return w;
+        }
+        cur = next;
+    }
+}
+
+fn unreadable(shmid: i32, e: Errno) -> WalkStop {
+    match e.0 {
+        libc::EACCES => WalkStop::Unreadable { shmid },
+        _ => WalkStop::Failed { shmid, errno: e },
+    }
 }
 
 /// What to do with a link that leads nowhere sound.

@@ -31,6 +31,7 @@ mod chain;
 mod copy;
 mod error;
 mod fetch_cache;
+pub mod inspect;
 mod lock;
 mod open;
 mod orphans;

@@ -39,10 +39,60 @@ pub enum Attached {
     WrongSize,
 }
 
-/// An attached segment of a share (always read-write).
+/// An attached segment of a share (always read-write; [`Header::peek`] looks
+/// without writing).
 #[derive(Debug)]
 pub struct Segment {
     att: Mapped,
+}
+
+/// A segment's header words, as read at one moment.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Header {
+    /// `next_shmid`.
+    pub next_shmid: i32,
+    /// `length` (meaningful in a head).
+    pub length: i32,
+    /// `shm_state` (a head's), or the tag of a chained segment of ours.
+    pub shm_state: u32,
+    /// `version` (a head's), or the head's shmid in a chained segment of ours.
+    pub version: u32,
+}
+
+impl Header {
+    /// Reads the header of segment `shmid` (of `size` bytes, at least
+    /// [`HEADER`]) through a read-only attachment, detached again before
+    /// returning: a look that needs only read permission and writes nothing.
+    pub fn peek(shmid: i32, size: usize) -> sys::Result<Header> {
+        let m = attachments::attach(shmid, size, Access::ReadOnly)?;
+        let word = |off: usize| {
+            // SAFETY: the mapping is page-aligned and at least HEADER bytes
+            // long (the caller's size, checked against IPC_STAT), so off is an
+            // aligned in-bounds u32; volatile because other processes write it.
+            unsafe { ptr::read_volatile(m.get().as_ptr().add(off) as *const u32) }
+        };
+        Ok(Header {
+            next_shmid: word(NEXT_SHMID) as i32,
+            length: word(LENGTH) as i32,
+            shm_state: word(SHM_STATE),
+            version: word(VERSION),
+        })
+    }
+
+    /// The head this is a chained segment of, when it is one of ours
+    /// (tagged by [`Segment::init_chained`]).
+    pub fn tagged_head(&self) -> Option<i32> {
+        (self.shm_state == CHAIN_TAG).then_some(self.version as i32)
+    }
+
+    /// True while the header is one that [`Segment::init_chained`] for
+    /// `head_shmid` can leave before the tag: all zero, or the head alone.
+    pub(crate) fn is_untagged_of(&self, head_shmid: i32) -> bool {
+        self.next_shmid == 0
+            && self.length == 0
+            && self.shm_state == 0
+            && (self.version == 0 || self.version == head_shmid as u32)
+    }
 }
 
 impl Segment {
@@ -136,21 +186,6 @@ impl Segment {
         self.write(VERSION, head_shmid as u32);
         self.write(SHM_STATE, CHAIN_TAG);
         self.set_next_shmid(-1);
-    }
-
-    /// True while the header is one that [`Segment::init_chained`] for
-    /// `head_shmid` can leave before the tag: all zero, or the head alone.
-    pub fn is_untagged_of(&self, head_shmid: i32) -> bool {
-        let v = self.read(VERSION);
-        self.read(NEXT_SHMID) == 0
-            && self.read(LENGTH) == 0
-            && self.read(SHM_STATE) == 0
-            && (v == 0 || v == head_shmid as u32)
-    }
-
-    /// True when this is a chained segment of ours that belongs to `head_shmid`.
-    pub fn is_chained_of(&self, head_shmid: i32) -> bool {
-        self.read(SHM_STATE) == CHAIN_TAG && self.read(VERSION) == head_shmid as u32
     }
 
     /// Copies `src` into the data area at `off`; the caller keeps it in bounds.

@@ -12,6 +12,7 @@ use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
+use sharelite::inspect::Header;
 use sharelite::internals::header::{LENGTH, NEXT_SHMID, SHM_STATE, VERSION};
 use sharelite::internals::sys::{Key, IPC_PRIVATE};
 use sharelite::internals::{HEADER, KEEP_MIN};
@@ -75,7 +76,9 @@ fn force_cleanup(semid: i32, head: i32, size: usize) {
     sem_rmid(semid);
     let mut ids = chain_ids(head);
     ids.extend(
-        made_here(size).into_iter().filter(|&id| id != head && segment(id).is_some_and(|s| s.is_chained_of(head))),
+        made_here(size)
+            .into_iter()
+            .filter(|&id| id != head && Header::peek(id, size).ok().and_then(|h| h.tagged_head()) == Some(head)),
     );
     for id in ids {
         rmid_made_here(id);
