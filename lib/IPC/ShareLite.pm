@@ -207,7 +207,7 @@ sub _initialize {
 
   my $handle = _open( $self->{key}, $size, $self->{flags} ) or do {
     my $errno = $! + 0;
-    my $why   = _last_error();
+    my $why   = _last_error() . _size_refused( $self, $errno, $size, $args->{size} );
     $! = $errno;
     croak "Failed to create share: $why";
   };
@@ -323,6 +323,46 @@ sub _created_as_string {
   return 0 unless $flags & B::SVf_POK();
   return 1 if $_POK_MEANS_STRING;
   return !( $flags & ( B::SVf_IOK() | B::SVf_NOK() ) && $_[0] =~ /\A(?:0|[1-9][0-9]*)\z/ );
+}
+
+# What a refused creation says about the size: the size asked for, and the
+# limit of the system most likely in the way (shmget(2)). Empty when nothing
+# was being created, or the error is not one a size causes.
+sub _size_refused {
+  my ( $self, $errno, $bytes, $asked ) = @_;
+  return '' unless $self->{flags} & IPC_CREAT;
+  my $what = 'the default size, 65536 bytes';
+  if ( $bytes > 16 ) {
+    $what = "-size $asked";
+    $what .= " ($bytes bytes)" if $asked ne $bytes;
+  }
+  if ( $errno == Errno::EINVAL() ) {
+    # Also what semget says when the key holds a set of fewer than 3
+    # semaphores: nothing to do with the size then.
+    if ( $self->{key} ) {
+      local $!;
+      return '' if !defined semget( $self->{key}, 3, 0 ) && $! == Errno::EINVAL();
+    }
+    return " ($what: more than the system allows one segment, its limit shmmax" . _limit( 'shmmax', ' bytes' ) . ')';
+  }
+  if ( $errno == Errno::ENOSPC() ) {
+    return " ($what: a limit of the system is reached, on shared memory in all (shmall"
+     . _limit( 'shmall', ' pages' ) . '), on the number of segments (shmmni' . _limit( 'shmmni', '' )
+     . ') or on the number of semaphore sets (semmni))';
+  }
+  if ( $errno == Errno::ENOMEM() ) {
+    return " ($what: the system has no memory for it, or its limit on shared memory in all (shmall"
+     . _limit( 'shmall', ' pages' ) . ') is reached)';
+  }
+  return '';
+}
+
+# ": N<unit> here" for a limit Linux lets us read, else nothing.
+sub _limit {
+  my ( $name, $unit ) = @_;
+  open my $fh, '<', "/proc/sys/kernel/$name" or return '';
+  my $v = <$fh>;
+  return defined $v && $v =~ /\A(\d+)\s*\z/ ? ": $1$unit here" : '';
 }
 
 sub _thread_id { $INC{'threads.pm'} ? threads->tid : 0 }
@@ -507,8 +547,11 @@ The share's mode does not allow this user what C<-mode> asks for.
 
 =item C<Failed to create share: Invalid argument>
 
-A C<-size> the system refuses (beyond C<shmmax>, say); or a C<-size> or
-C<-mode> this module cannot read (C<'1.5M'>, C<'rw-r--r'>), in which case the
+A C<-size> the system refuses, beyond its largest segment (C<shmmax>): the
+message names the size and the limit (C<Failed to create share: Invalid
+argument (-size 2M (2097152 bytes): more than the system allows one segment,
+its limit shmmax: 1048576 bytes here)>). Or a C<-size> or C<-mode> this
+module cannot read (C<'1.5M'>, C<'rw-r--r'>, C<640>), in which case the
 message says what it takes and nothing is created.
 
 =item C<IPC::ShareLite store() error: Wide character in store>
@@ -531,10 +574,14 @@ The share was removed (by C<remove>, or by another process).
 
 =item C<No space left on device>, C<Cannot allocate memory>
 
-The system's limits on segments (C<shmmni>) or shared memory (C<shmall>) are
-reached. A store that fails this way leaves the old value in place, and
-removes every segment it had created: the system holds exactly what it held
-before the call.
+The system's limits on segments (C<shmmni>), on shared memory in all
+(C<shmall>) or on semaphore sets (C<semmni>) are reached, or the memory is
+not there. When C<new> was creating the share, the message names the size
+asked for and the limits most likely in the way (C<Failed to create share:
+No space left on device (-size 8192: a limit of the system is reached, ...)>).
+A store that fails this way leaves the old value in place, and removes every
+segment it had created: the system holds exactly what it held before the
+call.
 
 =back
 
