@@ -568,9 +568,22 @@ changed.
 The share's header or chain is damaged (a loop, a length past the end, a
 missing or foreign segment). Nothing was changed; a store repairs what it can.
 
-=item C<... error: Identifier removed>
+=item C<... error: Identifier removed>, C<... error: Invalid argument>
 
-The share was removed (by C<remove>, or by another process).
+The share is gone: its segments and semaphore set were removed while this
+object still used them. C<Identifier removed> (C<EIDRM>) comes from this
+object's own C<remove>, and from a call that was waiting for the lock when
+the share went. C<Invalid argument> (C<EINVAL>) comes from calls made after
+another process removed it, as with 0.17: by C<remove> or C<sharelite rm>,
+by C<ipcrm>, or by systemd-logind, which with C<RemoveIPC=yes> (systemd's
+default) removes every SysV object of a user who is not a system user when
+that user's last login session ends, also while the user's cron jobs or
+services still use them.
+
+Open the share again (C<new>, with C<-create> if this program may make it
+anew). Against logind, run the program as a system user (whose objects
+logind never removes), or set C<RemoveIPC=no> in
+F</etc/systemd/logind.conf> and restart C<systemd-logind>.
 
 =item C<No space left on device>, C<Cannot allocate memory>
 
