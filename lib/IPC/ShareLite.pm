@@ -44,15 +44,20 @@ IPC::ShareLite 0.17 whose core is written in Rust.
     my $share = IPC::ShareLite->new(
         -key     => 1971,
         -create  => 'yes',
-        -destroy => 'no'
+        -destroy => 'no'    # kept after the script: sharelite rm 1971
     ) or die $!;
 
     $share->store( "This is stored in shared memory" );
     my $str = $share->fetch;
 
+    $share->store( 0 );     # a counter
     $share->lock( LOCK_EX );
     $share->store( $share->fetch + 1 );
     $share->unlock;
+
+With C<< -destroy => 'no' >> the share stays when the script ends, for the
+next run or other processes: C<< $share->remove >> removes it, and so does
+C<sharelite rm 1971> from the shell (see L<sharelite>).
 
 =head1 DESCRIPTION
 
