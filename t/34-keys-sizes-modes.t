@@ -10,7 +10,8 @@
 #    starts with '-' is found by `sharelite get -- $string`, and the other
 #    way round; list's hex and DECIMAL columns given back to either; the
 #    command's one extra form (0x and three or more hex digits, which the
-#    module refuses) and what both refuse;
+#    module refuses) and what both refuse; the command's stat from a tree
+#    not built yet (the parsers need no XS part);
 #  - sizes: --size and -size read the same strings ('100k', '1K', '4096')
 #    into the same segment size, and refuse the same ones with the same
 #    reason;
@@ -139,6 +140,38 @@ EOC
 }
 
 # ------------------------------------------------------------ the command reads KEY as the module does
+
+# From a tree not built yet (lib/ and bin/ only), the command still reads
+# keys with the module's parser: the module loads its XS part last.
+{
+  require File::Copy;
+  require File::Path;
+  my $tree = "$TMP/unbuilt";
+  File::Path::make_path( "$tree/bin", "$tree/lib/IPC/ShareLite" );
+  File::Copy::copy( "lib/IPC/$_", "$tree/lib/IPC/$_" ) or die "copy $_: $!" for 'ShareLite.pm', 'ShareLite/Inspect.pm';
+  File::Copy::copy( 'bin/sharelite', "$tree/bin/sharelite" ) or die "copy: $!";
+  open my $fh, '>', "$tree/Makefile.PL" or die;
+  close $fh;
+  my $k = new_key( 1 );
+  my $run = sub {
+    my $pid = fork // die "fork: $!";
+    if ( !$pid ) {
+      open STDERR, '>', "$TMP/unbuilt.err" or POSIX::_exit( 97 );
+      open STDOUT, '>', '/dev/null' or POSIX::_exit( 97 );
+      delete @ENV{qw(PERL5LIB PERLLIB PERL5OPT)};
+      exec( $^X, "$tree/bin/sharelite", @_ ) or POSIX::_exit( 98 );
+    }
+    my $rc = wait_child( $pid );
+    return ( $rc, do { local ( @ARGV, $/ ) = ( "$TMP/unbuilt.err" ); <> // '' } );
+  };
+  my ( $rc, $err ) = $run->( 'stat', $k );
+  is( "$rc $err", '1 sharelite: stat ' . khex( $k ) . " ($k): no such share\n", 'an unbuilt tree: stat reads KEY' );
+  ( $rc, $err ) = $run->( 'stat', 'abcde' );
+  is( $rc, 2, '... and refuses what the module refuses' );
+  ( $rc, $err ) = $run->( 'get', $k );
+  like( "$rc $err", qr/\A1 sharelite: cannot load IPC::ShareLite \(not built\? perl Makefile\.PL && make\)/,
+    '... get says the module is not built' );
+}
 
 # Read-only: stat names the key it looked at (missing or not, whatever is
 # at these keys on this host).
