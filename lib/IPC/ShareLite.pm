@@ -7,7 +7,6 @@ use Carp qw(croak);
 use Errno ();
 use Fcntl qw(LOCK_EX LOCK_SH LOCK_UN LOCK_NB);
 use IPC::SysV qw(IPC_CREAT IPC_EXCL IPC_RMID IPC_PRIVATE IPC_STAT GETVAL SETVAL GETALL SEM_UNDO);
-use IPC::ShareLite::Inspect qw(key_from_string);
 use Scalar::Util qw(looks_like_number);
 use XSLoader;
 use Exporter qw(import);
@@ -29,8 +28,6 @@ our @EXPORT_OK = qw(
 # keep compiling.
 sub IPC_STATE () { IPC_STAT }
 
-XSLoader::load( 'IPC::ShareLite', $VERSION );
-
 =head1 NAME
 
 IPC::ShareLite - Lightweight interface to shared memory (Rust core, 0.17 compatible)
@@ -47,15 +44,20 @@ IPC::ShareLite 0.17 whose core is written in Rust.
     my $share = IPC::ShareLite->new(
         -key     => 1971,
         -create  => 'yes',
-        -destroy => 'no'
+        -destroy => 'no'    # kept after the script: sharelite rm 1971
     ) or die $!;
 
     $share->store( "This is stored in shared memory" );
     my $str = $share->fetch;
 
+    $share->store( 0 );     # a counter
     $share->lock( LOCK_EX );
     $share->store( $share->fetch + 1 );
     $share->unlock;
+
+With C<< -destroy => 'no' >> the share stays when the script ends, for the
+next run or other processes: C<< $share->remove >> removes it, and so does
+C<sharelite rm 1971> from the shell (see L<sharelite>).
 
 =head1 DESCRIPTION
 
@@ -81,7 +83,12 @@ The constructor. Named options take a leading dash, in any case:
 An integer shared by every process that uses the share, or a string of at most
 four 8-bit characters (turned into an integer as 0.17 does:
 C<unpack('i', pack('A4', $key))>). Undefined or 0 makes a private share that
-no other process can open by key.
+no other process can open by key. As in 0.17, only digits make a number (at
+most 4294967295 where a C<key_t> has 32 bits, the numbers from 2**31 up
+being the negative keys of the same bits), and anything else is a string:
+C<< -key => -1 >> is the key of the string C<'-1'>. The C<sharelite>
+command reads its KEY the same way; the distribution's F<doc/FORMAT.md>
+(section 7) gives the rule.
 
 =item C<-create>
 
@@ -101,16 +108,26 @@ Fail when the share already exists.
 =item C<-mode>
 
 Permission bits of every segment and of the semaphore set of a share this
-call creates; default 0666. The chain's later segments take the share's
-bits (its first segment's, as the system reports them), whatever the handle
-that adds them asked for, so a 0600 share stays private when another process
-grows it. (A 0.17 process that grows a share gives the segments it adds its
-own C<-mode>.) A
-number (C<0640>; 0 means the default, as in 0.17), an octal string with its
-leading zero (C<'0640'>), or nine characters as C<ls -l> shows them
-(C<'rw-r-----'>: C<r>, C<w>, C<x> or C<-> in that order for the owner, the
-group and others). Anything else croaks C<Failed to create share: Invalid
-argument (-mode must be ...)>.
+call creates, at most 0777; default 0666. The chain's later segments take the
+share's bits (its first segment's, as the system reports them), whatever the
+handle that adds them asked for, so a 0600 share stays private when another
+process grows it. (A 0.17 process that grows a share gives the segments it
+adds its own C<-mode>.) A number is taken as it is (C<0640>); a string of digits is
+octal, as chmod(1) and C<sharelite put --mode> read it (C<'0640'>,
+C<'640'>); nine characters are read as C<ls -l> shows them (C<'rw-r-----'>:
+C<r>, C<w>, C<x> or C<-> in that order for the owner, the group and
+others). A false mode (C<0>, C<'0'>, C<''>) means the default, as in 0.17;
+C<'000'> and C<'---------'> are mode 0. Anything else, a number above 0777
+included (the number C<640> is 01200: write C<0640> or C<'640'>), croaks C<Failed to
+create share: Invalid argument (-mode ...)>, saying why.
+
+Number or string is what perl knows of the value, as
+C<builtin::created_as_string> tells it: C<0640> is a number, C<'640'> and
+digits read from a file, the environment or the command line are strings,
+also after being used as a number. Perls before 5.36 mark a number that was
+printed or interpolated as a string too; there, a value that is both and is
+written as a plain decimal number (no leading zero) is taken as the number,
+as 0.17 took every C<-mode>.
 
 =item C<-flags>
 
@@ -178,7 +195,7 @@ sub _fail_new {
 sub _initialize {
   my ( $self, $args ) = @_;
 
-  $self->{key} = key_from_string( $args->{key} || $args->{glue} || IPC_PRIVATE );
+  $self->{key} = _key_from_string( $args->{key} || $args->{glue} || IPC_PRIVATE );
 
   $self->{create}    = _flag( $args->{create} )    ? IPC_CREAT              : 0;
   $self->{exclusive} = _flag( $args->{exclusive} ) ? IPC_EXCL | IPC_CREAT : 0;
@@ -186,18 +203,20 @@ sub _initialize {
 
   $self->{flags} = $args->{flags} || 0;
   unless ( $args->{flags} ) {
-    my $mode = _parse_mode( $args->{mode} );
+    my ( $mode, $why ) = _parse_mode( $args->{mode} );
+    _fail_new( Errno::EINVAL(), " (-mode $why)" ) if defined $why;
     $self->{mode} = defined $mode ? $mode : 0666;
   }
   $self->{flags} |= $self->{exclusive} | $self->{create} | ( $self->{mode} || 0 );
 
-  my $size = _parse_size( $args->{size} );
+  my ( $size, $why ) = _parse_size( $args->{size} );
+  _fail_new( Errno::EINVAL(), " (-size $why)" ) if defined $why;
 
   # The handle lives in the object's magic (xs/ShareLite.xs), which frees it
   # with the object; the core decides what that does (unlock, remove).
   _open( $self, $self->{key}, $size, $self->{flags}, $self->{destroy} ) or do {
     my $errno = $! + 0;
-    my $why   = _last_error();
+    my $why   = _last_error() . _size_refused( $self, $errno, $size, $args->{size} );
     $! = $errno;
     croak "Failed to create share: $why";
   };
@@ -205,8 +224,44 @@ sub _initialize {
   return 1;
 }
 
+# ---------------------------------------------------------------- keys, sizes, modes
+#
+# One parser each for -key, -size and -mode, used by new() and by the
+# sharelite command, which reads its KEY, --size and --mode with them. They
+# need nothing of the XS part (loaded at the end of this file), so the
+# command can use them from a tree that is not built yet.
+
+# The width of a key_t: 32 bits on Linux, macOS and Solaris, a long on the
+# BSDs (IPC::ShareLite::Inspect's KEY_BITS says the same).
+use constant _KEY_BITS => $^O =~ /\A(?:freebsd|netbsd|openbsd|dragonfly)\z/ ? 8 * length( pack 'l!', 0 ) : 32;
+
+# -key as a SysV key, as 0.17 makes it (doc/FORMAT.md, section 7): undefined
+# or empty is IPC_PRIVATE (0); a string of digits is that number, returned as
+# given (up to the largest key_t read unsigned, 4294967295 on Linux: the
+# numbers from 2**31 up are the negative key_t of the same bits); anything
+# else of at most four characters, each at most 255, is the native int32 of
+# its bytes, padded with spaces. So '-1' and '0x10' are strings, as in 0.17.
+# Croaks with 0.17's messages, and "too large" for a number no key_t holds.
+sub _key_from_string {
+  my $s = shift;
+  return 0 unless defined $s && length $s;
+  if ( $s =~ /^\d+$/ ) {
+    ( my $digits = $s ) =~ s/\A0+(?=\d)//;
+    $digits =~ s/\n\z//;
+    my $max = _KEY_BITS == 64 ? '18446744073709551615' : '4294967295';
+    # Compared as strings: no float rounding.
+    croak "Key $s is too large: a key_t has ${\ _KEY_BITS} bits"
+     unless length $digits < length $max || ( length $digits == length $max && $digits le $max );
+    return $s;
+  }
+  croak "Key must be a number or four character string" if length $s > 4;
+  croak "$s is not 8-bit clean" if grep { ord > 255 } split //, $s;
+  return unpack( 'i', pack( 'A4', $s ) );
+}
+
 # -size: a whole number of bytes, or one followed by k, M or G (powers of
-# 1024, either case). 0 when not given.
+# 1024, either case). Returns the bytes (0 when not given), or (undef, why)
+# where why completes "-size ...".
 my %UNIT = ( '' => 1, k => 1024, m => 1024**2, g => 1024**3 );
 
 sub _parse_size {
@@ -220,33 +275,99 @@ sub _parse_size {
     $bytes = $size;
   }
   else {
-    _fail_new( Errno::EINVAL(),
-      " (-size must be a whole number of bytes, optionally followed by k, M or G: not '$size')" );
+    return ( undef, "must be a whole number of bytes, optionally followed by k, M or G: not '$size'" );
   }
   # Beyond what a size_t carries the kernel could not even be asked.
-  _fail_new( Errno::EINVAL(), " (-size $size is larger than any segment)" ) if $bytes >= 2**63;
+  return ( undef, "$size is larger than any segment" ) if $bytes >= 2**63;
   return $bytes;
 }
 
-# -mode: a number (as in 0.17; 0 means the default), an octal string with a
-# leading zero ('0640'), or nine characters in the style of ls ('rw-r-----').
-# undef when it asks for the default.
+# -mode: permission bits, 0 to 0777. A number is taken as it is (0640; so the
+# number 640 is 01200, refused); a string is octal digits ('0640', '640'),
+# as chmod(1) reads them, or nine characters read as ls shows them
+# ('rw-r-----'). A false value (undefined, '', 0, '0') asks for the default
+# 0666, as in 0.17; '000' and '---------' are mode 0. Returns the bits, undef
+# for the default, or (undef, why) where why completes "-mode ...".
 sub _parse_mode {
-  my $mode = shift;
-  return undef unless defined $mode && length $mode;
-  if ( $mode =~ /^[r-][w-][x-][r-][w-][x-][r-][w-][x-]\z/ ) {
+  my $mode = $_[0];
+  return undef unless $mode;
+  if ( $mode =~ /\A[r-][w-][x-][r-][w-][x-][r-][w-][x-]\z/ ) {
     my $bits = 0;
     $bits = $bits << 1 | ( $_ ne '-' ) for split //, $mode;
     return $bits;
   }
-  if ( $mode =~ /^0[0-9]/ ) {
-    return oct( $mode ) || undef if $mode =~ /^0[0-7]+\z/;
+  my $bits;
+  my $string = _created_as_string( $_[0] );
+  if ( $string ) {
+    $bits = oct $mode if $mode =~ /\A[0-7]+\z/;
   }
   elsif ( looks_like_number( $mode ) && $mode >= 0 && $mode == int $mode ) {
-    return $mode + 0 || undef;
+    $bits = $mode + 0;
   }
-  _fail_new( Errno::EINVAL(),
-    " (-mode must be a number, an octal string such as '0640' or permissions such as 'rw-r-----': not '$mode')" );
+  return ( undef, "must be a number, an octal string such as '0640' or permissions such as 'rw-r-----': not '$mode'" )
+   unless defined $bits;
+  return $bits if $bits <= 0777;
+  return ( undef, "'$mode' (octal) is beyond 0777, the permission bits" ) if $string;
+  my $why = sprintf '%s (0%o in octal) is beyond 0777, the permission bits', $mode, $bits;
+  # Perhaps the number 640 meant as octal: say how to write that.
+  $why .= ": a number is taken as it is (for 0$mode, write 0$mode or '$mode')" if $mode =~ /\A[0-7]{1,3}\z/;
+  return ( undef, $why );
+}
+
+# Was this value created as a string (true) or a number? As perl 5.36's
+# builtin::created_as_string tells it, on every perl: by the SV's POK flag,
+# which using a string as a number leaves on. Before 5.36, printing or
+# interpolating a number turned POK on too (5.36 keeps it off), so there a
+# value that is both, written as a plain decimal number, cannot be told
+# apart: it is taken as the number, as 0.17 took every -mode.
+our $_POK_MEANS_STRING = $] >= 5.036;    # the tests set it to check the older rule
+
+sub _created_as_string {
+  require B;
+  my $flags = B::svref_2object( \$_[0] )->FLAGS;
+  return 0 unless $flags & B::SVf_POK();
+  return 1 if $_POK_MEANS_STRING;
+  return !( $flags & ( B::SVf_IOK() | B::SVf_NOK() ) && $_[0] =~ /\A(?:0|[1-9][0-9]*)\z/ );
+}
+
+# What a refused creation says about the size: the size asked for, and the
+# limit of the system most likely in the way (shmget(2)). Empty when nothing
+# was being created, or the error is not one a size causes.
+sub _size_refused {
+  my ( $self, $errno, $bytes, $asked ) = @_;
+  return '' unless $self->{flags} & IPC_CREAT;
+  my $what = 'the default size, 65536 bytes';
+  if ( $bytes > 16 ) {
+    $what = "-size $asked";
+    $what .= " ($bytes bytes)" if $asked ne $bytes;
+  }
+  if ( $errno == Errno::EINVAL() ) {
+    # Also what semget says when the key holds a set of fewer than 3
+    # semaphores: nothing to do with the size then.
+    if ( $self->{key} ) {
+      local $!;
+      return '' if !defined semget( $self->{key}, 3, 0 ) && $! == Errno::EINVAL();
+    }
+    return " ($what: more than the system allows one segment, its limit shmmax" . _limit( 'shmmax', ' bytes' ) . ')';
+  }
+  if ( $errno == Errno::ENOSPC() ) {
+    return " ($what: a limit of the system is reached, on shared memory in all (shmall"
+     . _limit( 'shmall', ' pages' ) . '), on the number of segments (shmmni' . _limit( 'shmmni', '' )
+     . ') or on the number of semaphore sets (semmni))';
+  }
+  if ( $errno == Errno::ENOMEM() ) {
+    return " ($what: the system has no memory for it, or its limit on shared memory in all (shmall"
+     . _limit( 'shmall', ' pages' ) . ') is reached)';
+  }
+  return '';
+}
+
+# ": N<unit> here" for a limit Linux lets us read, else nothing.
+sub _limit {
+  my ( $name, $unit ) = @_;
+  open my $fh, '<', "/proc/sys/kernel/$name" or return '';
+  my $v = <$fh>;
+  return defined $v && $v =~ /\A(\d+)\s*\z/ ? ": $1$unit here" : '';
 }
 
 =head2 C<< store( $scalar ) >>
@@ -346,6 +467,10 @@ sub destroy {
   return $self->{destroy};
 }
 
+# Last, after every other statement of the file has run: should the XS part
+# be missing (a tree not built yet), the argument parsers above still work.
+XSLoader::load( 'IPC::ShareLite', $VERSION );
+
 1;
 
 __END__
@@ -406,8 +531,11 @@ The share's mode does not allow this user what C<-mode> asks for.
 
 =item C<Failed to create share: Invalid argument>
 
-A C<-size> the system refuses (beyond C<shmmax>, say); or a C<-size> or
-C<-mode> this module cannot read (C<'1.5M'>, C<'rw-r--r'>), in which case the
+A C<-size> the system refuses, beyond its largest segment (C<shmmax>): the
+message names the size and the limit (C<Failed to create share: Invalid
+argument (-size 2M (2097152 bytes): more than the system allows one segment,
+its limit shmmax: 1048576 bytes here)>). Or a C<-size> or C<-mode> this
+module cannot read (C<'1.5M'>, C<'rw-r--r'>, C<640>), in which case the
 message says what it takes and nothing is created.
 
 =item C<IPC::ShareLite store() error: Wide character in store>
@@ -424,16 +552,33 @@ changed.
 The share's header or chain is damaged (a loop, a length past the end, a
 missing or foreign segment). Nothing was changed; a store repairs what it can.
 
-=item C<... error: Identifier removed>
+=item C<... error: Identifier removed>, C<... error: Invalid argument>
 
-The share was removed (by C<remove>, or by another process).
+The share is gone: its segments and semaphore set were removed while this
+object still used them. C<Identifier removed> (C<EIDRM>) comes from this
+object's own C<remove>, and from a call that was waiting for the lock when
+the share went. C<Invalid argument> (C<EINVAL>) comes from calls made after
+another process removed it, as with 0.17: by C<remove> or C<sharelite rm>,
+by C<ipcrm>, or by systemd-logind, which with C<RemoveIPC=yes> (systemd's
+default) removes every SysV object of a user who is not a system user when
+that user's last login session ends, also while the user's cron jobs or
+services still use them.
+
+Open the share again (C<new>, with C<-create> if this program may make it
+anew). Against logind, run the program as a system user (whose objects
+logind never removes), or set C<RemoveIPC=no> in
+F</etc/systemd/logind.conf> and restart C<systemd-logind>.
 
 =item C<No space left on device>, C<Cannot allocate memory>
 
-The system's limits on segments (C<shmmni>) or shared memory (C<shmall>) are
-reached. A store that fails this way leaves the old value in place, and
-removes every segment it had created: the system holds exactly what it held
-before the call.
+The system's limits on segments (C<shmmni>), on shared memory in all
+(C<shmall>) or on semaphore sets (C<semmni>) are reached, or the memory is
+not there. When C<new> was creating the share, the message names the size
+asked for and the limits most likely in the way (C<Failed to create share:
+No space left on device (-size 8192: a limit of the system is reached, ...)>).
+A store that fails this way leaves the old value in place, and removes every
+segment it had created: the system holds exactly what it held before the
+call.
 
 =back
 
@@ -515,9 +660,10 @@ removes the segments it created.
 =item * C<lock> takes an optional timeout, and warns about nothing.
 
 =item * C<-size> takes units (C<'100k'>, C<'4M'>, C<'1G'>) and C<-mode>
-permissions as C<ls> shows them (C<'rw-r-----'>) or an octal string
-(C<'0640'>, which 0.17 read as the decimal 640); malformed values croak
-instead of meaning 0.
+permissions as C<ls> shows them (C<'rw-r-----'>) or octal digits in a
+string (C<'0640'> or C<'640'>, which 0.17 read as the decimal 640, mode
+01200); malformed values and modes beyond 0777 croak instead of meaning
+something else.
 
 =item * The share is faster: the methods are XS, segments stay attached, and a
 fetch copies once.

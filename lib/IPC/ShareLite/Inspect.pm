@@ -1,7 +1,7 @@
 package IPC::ShareLite::Inspect;
 
-# Read-only knowledge of the objects behind a share, in pure Perl: keys,
-# the segment header, the chain, the SysV objects of the host, and orphaned
+# Read-only knowledge of the objects behind a share, in pure Perl: key_t
+# values, the segment header, the chain, the SysV objects of the host, and orphaned
 # chained segments. Nothing here locks, attaches for writing or creates.
 
 use strict;
@@ -18,18 +18,16 @@ use IPC::SharedMem ();
 our $VERSION = '0.18';
 
 our @EXPORT_OK = qw(
-  KEY_BITS key_from_string signed_key unsigned_key key_in_use
+  KEY_BITS signed_key unsigned_key key_in_use
   HEADER_SIZE CHAIN_TAG read_header segment_stat segment_size walk_chain segments_for
   proc_rows list_segments list_semaphores parse_ipcs
   process_alive orphans remove_orphan
 );
 our %EXPORT_TAGS = ( all => \@EXPORT_OK );
 
-# Croaks from here name the caller of IPC::ShareLite, not the module.
-our @CARP_NOT = ( 'IPC::ShareLite' );
-
 use constant HEADER_SIZE => 16;
-# A key_t: 32 bits on Linux, macOS and Solaris, a long on the BSDs.
+# A key_t: 32 bits on Linux, macOS and Solaris, a long on the BSDs
+# (IPC::ShareLite's _KEY_BITS says the same).
 use constant KEY_BITS => $^O =~ /\A(?:freebsd|netbsd|openbsd|dragonfly)\z/ ? 8 * $Config::Config{longsize} : 32;
 use constant CHAIN_TAG   => 0x534c4348;    # 'SLCH', see rust-core/src/segment.rs
 
@@ -41,7 +39,7 @@ IPC::ShareLite::Inspect - look at IPC::ShareLite shares without opening them
 
     use IPC::ShareLite::Inspect qw(:all);
 
-    my $key  = key_from_string( 'abcd' );          # as IPC::ShareLite does
+    my $key  = $share->key;                        # an IPC::ShareLite's
     my $head = shmget( $key, 0, 0 );
     my $h    = read_header( $head );               # next_shmid, length, ...
     my $walk = walk_chain( $head );                # shmids, state, error
@@ -54,7 +52,7 @@ IPC::ShareLite::Inspect - look at IPC::ShareLite shares without opening them
 =head1 DESCRIPTION
 
 One copy of what the Perl side of this distribution knows about the objects
-behind a share (see F<doc/FORMAT.md>): how a key is made from a string, the 16-byte
+behind a share (see F<doc/FORMAT.md>): the width of a key, the 16-byte
 segment header, following a chain of segments, listing the SysV segments and
 semaphore sets of the host, and finding chained segments this implementation
 made whose share is gone. Used by the C<sharelite> command, the test
@@ -70,78 +68,14 @@ Nothing is exported by default; C<:all> exports every function below.
 
 =head1 KEYS
 
-=head2 key_from_string
-
-    my $key = key_from_string( $string, %options );
-
-The key IPC::ShareLite uses for C<< -key => $string >>: a string of digits
-is the number (returned as given); any other string of at most four 8-bit
-characters is the native-endian C<int> of its bytes, space padded
-(C<unpack('i', pack('A4', $string))>). Undefined or the empty string give 0
-(C<IPC_PRIVATE>). Options, off by default (the module treats C<'-5'> and
-C<'0x10'> as strings, as 0.17 does), on for the C<sharelite> command:
-
-=over
-
-=item C<< hex => 1 >>
-
-C<0x> followed by hex digits is that number.
-
-=item C<< signed => 1 >>
-
-A minus sign before the digits makes a negative key.
-
-=back
-
-Croaks with C<Key must be a number or four character string> for a longer
-string, C<< <string> is not 8-bit clean >> for a character above 255 (the
-messages of 0.17), and C<< Key <string> is too large: a key_t has N bits >>
-for a number that does not fit a L</KEY_BITS>-bit C<key_t> (on Linux:
-outside -2147483648 .. 4294967295). Numbers from 2147483648 up (on Linux)
-are the negative C<key_t> of the same bits; use L</signed_key> to see it.
-
-=cut
-
-sub key_from_string {
-  my ( $s, %opt ) = @_;
-  return 0 unless defined $s && length $s;
-  if ( $s =~ /^\d+$/ ) {
-    ( my $digits = $s ) =~ s/\A0+(?=\d)//;
-    $digits =~ s/\n\z//;
-    _too_large( $s ) unless _fits( $digits, KEY_BITS == 64 ? '18446744073709551615' : '4294967295' );
-    return $s;
-  }
-  if ( $opt{signed} && $s =~ /\A-(\d+)\z/ ) {
-    ( my $digits = $1 ) =~ s/\A0+(?=\d)//;
-    _too_large( $s ) unless _fits( $digits, KEY_BITS == 64 ? '9223372036854775808' : '2147483648' );
-    return KEY_BITS == 64 && $digits eq '9223372036854775808' ? signed_key( 1 << 63 ) : -$digits;
-  }
-  if ( $opt{hex} && $s =~ /\A0[xX]([0-9a-fA-F]+)\z/ ) {
-    ( my $digits = $1 ) =~ s/\A0+(?=[0-9a-fA-F])//;
-    _too_large( $s ) if length $digits > KEY_BITS / 4;
-    no warnings 'portable';
-    return signed_key( hex $digits );
-  }
-  croak "Key must be a number or four character string" if length $s > 4;
-  croak "$s is not 8-bit clean" if grep { ord > 255 } split //, $s;
-  return unpack( 'i', pack( 'A4', $s ) );
-}
-
-# Digits (no leading zeros) at most $max, compared as strings: no float.
-sub _fits {
-  my ( $digits, $max ) = @_;
-  return length $digits < length $max || ( length $digits == length $max && $digits le $max );
-}
-
-sub _too_large { croak "Key $_[0] is too large: a key_t has ${\ KEY_BITS} bits" }
-
 =head2 KEY_BITS
 
     my $bits = KEY_BITS;    # 32 on Linux
 
 The width of a C<key_t> here: 32 bits on Linux, macOS and Solaris, 64 on the
 64-bit BSDs. A string key is the native C<int32> of its bytes everywhere,
-widened (sign-extended) to a C<key_t>.
+widened (sign-extended) to a C<key_t>. (How C<-key> becomes a key is
+IPC::ShareLite's own business: F<doc/FORMAT.md>, section 7.)
 
 =head2 signed_key
 
