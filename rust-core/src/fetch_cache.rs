@@ -14,6 +14,10 @@
 //!   handle's last complete fetch. Every store changes the version (and a
 //!   store of the same bytes is still a store), so nothing was stored since:
 //!   the kept copy is handed out again, and nothing is copied.
+//! - **Unchanged, without the lock** ([`FetchCache::unchanged_unlocked`]):
+//!   the same answer may be had without taking the lock, from the stamp read
+//!   twice around one read of the writer semaphore; see there for why, and
+//!   for the cases that take the lock instead.
 //! - Values shorter than [`KEEP_MIN`] are never kept: copied into a new
 //!   buffer, and a kept copy is dropped.
 //! - A longer value is copied into the kept copy's buffer in place when the
@@ -114,6 +118,52 @@ impl FetchCache {
         } else {
             Plan::FillNew { keep: true }
         }
+    }
+
+    /// Whether the caller's kept copy may be handed out again without taking
+    /// the lock: `stamp` reads the head's stamp, `writer_idle` reads the
+    /// writer semaphore (true when it is 0; false also when it cannot be
+    /// read). The order of the reads is the rule (doc/FORMAT.md, 6 "Unchanged
+    /// values are not copied again"):
+    ///
+    /// 1. S1 = the stamp; unless it is the kept copy's stamp S, no (take the
+    ///    lock).
+    /// 2. At the moment T of the semaphore read, no exclusive lock is held;
+    ///    otherwise no.
+    /// 3. S2 = the stamp again; unless it is still S, no.
+    ///
+    /// Why a yes is right: every store that completes, by either
+    /// implementation, bumps `version` while holding the exclusive lock, so
+    /// S1 = S2 means no store completed between the two reads (short of
+    /// 2**32 of them), and the semaphore at T means none was in progress at
+    /// T. If the share was quiet at S1, the value at S1 is the kept copy
+    /// (S1 = S, and S was read with the value under the lock), and handing it
+    /// out is a fetch at S1, inside this call. If a store was in progress at
+    /// S1, it ended before T: completed, then `version` moved and S2 differs;
+    /// or killed (its semaphore undone by the kernel): a killed store of
+    /// ours leaves length 0 (seen at S2 unless the kept value is empty,
+    /// which is then what it left), and one of 0.17 killed after setting the
+    /// length back and before bumping the version is the one case the locked
+    /// check cannot see either (POD BUGS). A store that fails or is killed
+    /// between S1 and T, followed after T by a 0.17 writer that sets the old
+    /// length back before bumping the version, may let S2 equal S while
+    /// that writer runs: the fetch then hands out the value of S1, before
+    /// the interrupted store, which is still a value the share had during
+    /// this call, and no process can have fetched the running writer's value
+    /// before it bumps the version (it holds the exclusive lock).
+    ///
+    /// The caller reads the stamp with loads that the CPU and the compiler
+    /// may not move across the semaphore read (acquire fences on both sides
+    /// of it: on weakly ordered CPUs the loads of S1 must be done before T,
+    /// those of S2 after).
+    pub(crate) fn unchanged_unlocked(
+        &self,
+        kept: Kept,
+        mut stamp: impl FnMut() -> Stamp,
+        writer_idle: impl FnOnce() -> bool,
+    ) -> bool {
+        let Some(s) = self.current.filter(|_| kept.copy) else { return false };
+        stamp() == s && writer_idle() && stamp() == s
     }
 
     /// Records how a fetch planned as `plan` ended: `copied` is how many
@@ -231,6 +281,40 @@ mod tests {
 
         c.finished(s, Plan::Unchanged, Some(8192));
         assert_eq!(c.plan(s, kept(0)), Plan::Unchanged, "copied though unchanged");
+    }
+
+    /// The unlocked check: the stamp before and after the semaphore read must
+    /// both be the kept copy's, and the writer idle in between.
+    #[test]
+    fn unchanged_without_the_lock_needs_two_stamps_and_an_idle_writer() {
+        use std::cell::Cell;
+        let s = stamp(4, 5000);
+        let c = after(s);
+        let reads = Cell::new(0);
+        // The stamp as a sequence of reads: what the share shows each time.
+        let seq = |stamps: Vec<Stamp>| {
+            reads.set(0);
+            let stamps = stamps.clone();
+            let r = &reads;
+            move || {
+                let i = r.get();
+                r.set(i + 1);
+                stamps[i.min(stamps.len() - 1)]
+            }
+        };
+        assert!(c.unchanged_unlocked(kept(0), seq(vec![s, s]), || true));
+        assert_eq!(reads.get(), 2, "read before and after the semaphore");
+        assert!(!c.unchanged_unlocked(kept(0), seq(vec![s, s]), || false), "a writer at work");
+        assert!(!c.unchanged_unlocked(kept(0), seq(vec![stamp(5, 5000), s]), || true), "changed before");
+        assert_eq!(reads.get(), 1, "no semaphore read or second stamp once the first differs");
+        assert!(!c.unchanged_unlocked(kept(0), seq(vec![s, stamp(5, 5000)]), || true), "changed meanwhile");
+        let emptied = Stamp { length: 0, ..s };
+        assert!(!c.unchanged_unlocked(kept(0), seq(vec![s, emptied]), || true), "a store killed meanwhile");
+        assert!(!c.unchanged_unlocked(Kept::NONE, seq(vec![s, s]), || true), "nothing kept");
+        assert!(!FetchCache::default().unchanged_unlocked(kept(0), seq(vec![s, s]), || true), "no fetch yet");
+        let mut forgot = after(s);
+        forgot.forget();
+        assert!(!forgot.unchanged_unlocked(kept(0), seq(vec![s, s]), || true), "forgotten");
     }
 
     #[test]

@@ -95,6 +95,13 @@ pub(crate) fn take_exclusive_raw(semid: c_int) -> sys::Result<()> {
     sys::semop(semid, &mut ops[..n], None)
 }
 
+/// True when no exclusive lock is held on set `semid` at the moment of the
+/// call (`semctl(GETVAL)` of the writer semaphore, a read-only system call
+/// that writes nothing the readers share); false also when it cannot be read.
+pub(crate) fn writer_idle(semid: c_int) -> bool {
+    sys::sem_getval(semid, SEM_WRITER as c_int) == Ok(0)
+}
+
 /// Releases a `kind` lock this process holds on set `semid`.
 pub(crate) fn release(semid: c_int, kind: LockKind) -> sys::Result<()> {
     sys::semop(semid, &mut [unlock_op(kind)], None)

@@ -1,6 +1,7 @@
 //! A share: the handle on one semaphore set and the chain of segments behind
 //! one key, with the store, fetch, lock and remove operations of doc/FORMAT.md (5).
 
+use std::sync::atomic::{fence, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use libc::c_int;
@@ -439,6 +440,9 @@ impl Share {
     /// # Errors
     /// As [`Share::fetch_into`]; `dest` is not called then.
     pub fn fetch_with<'b>(&mut self, kept: Kept, dest: impl FnOnce(usize, Plan) -> &'b mut [u8]) -> Result<Plan> {
+        if self.lock.is_none() && self.unchanged_unlocked(kept)? {
+            return Ok(Plan::Unchanged);
+        }
         self.with_shared(|s| {
             let Share { chain, cache, .. } = s;
             let mut chain = InCall::enter(chain.as_ref().ok_or(Error::Removed)?)?;
@@ -462,6 +466,25 @@ impl Share {
             cache.finished(seen, plan, Some(n));
             Ok(plan)
         })
+    }
+
+    /// True when the caller's kept copy is still the value, told without the
+    /// lock: the head's stamp, the writer semaphore, the stamp again
+    /// ([`FetchCache::unchanged_unlocked`] says why that is enough).
+    fn unchanged_unlocked(&self, kept: Kept) -> Result<bool> {
+        let chain = InCall::enter(self.open_chain()?)?;
+        let head = chain.head();
+        // The stamp's loads stay on their side of the semaphore read: after
+        // whatever came before (the first time, nothing that matters; the
+        // second, the system call's read of the semaphore), before whatever
+        // comes after.
+        let stamp = || {
+            fence(Ordering::Acquire);
+            let seen = Stamp { version: head.version(), length: head.length(), shm_state: head.shm_state() };
+            fence(Ordering::Acquire);
+            seen
+        };
+        Ok(self.cache.unchanged_unlocked(kept, stamp, || lock::writer_idle(self.semid)))
     }
 
     /// Fetches the value into `buf` (cleared first, then filled).
