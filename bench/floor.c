@@ -54,6 +54,9 @@ static double now(void)
 /* Keeps the compiler from dropping reads whose result is unused. */
 static volatile uint32_t sink;
 
+/* The case's value size: the room of the buffer fetches copy into. */
+static size_t size;
+
 #ifndef SL_CORE
 /* ------------------------------------------------------------------------
  * 0.17's protocol in C */
@@ -287,6 +290,7 @@ static void remove_share(struct handle *w, struct handle *r)
 
 struct handle {
     sl_share *share;
+    size_t kept_len; /* the length of the value last fetched into the buffer */
 };
 
 static void check(int rc, const char *what)
@@ -301,7 +305,8 @@ static void check(int rc, const char *what)
 
 static void open_share(struct handle *h, int key, int create)
 {
-    check(sl_share_open(key, SEG_SIZE, create ? IPC_CREAT | 0600 : 0, &h->share), "open");
+    /* Removed explicitly by remove_share, so neither handle destroys it. */
+    check(sl_share_open(key, SEG_SIZE, create ? IPC_CREAT | 0600 : 0, 0, &h->share), "open");
 }
 
 static void store(struct handle *h, const char *buf, size_t n)
@@ -309,26 +314,42 @@ static void store(struct handle *h, const char *buf, size_t n)
     check(sl_share_store(h->share, (const uint8_t *)buf, n), "store");
 }
 
-static size_t fetch(struct handle *h, char *buf)
+/* Where sl_share_fetch copies the value: the case's buffer (room bytes). */
+struct dest {
+    char *buf;
+    size_t room;
+    size_t len;
+};
+
+static uint8_t *to_buffer(void *ctx, size_t len, int plan)
 {
-    size_t len = 0;
-    int plan = 0;
-    check(sl_share_fetch_begin(h->share, 0, 0, &len, &plan), "fetch_begin");
-    check(sl_share_fetch_finish(h->share, (uint8_t *)buf, len), "fetch_finish");
-    return len;
+    struct dest *d = ctx;
+    (void)plan;
+    if (len > d->room)
+        return NULL; /* the fetch fails with ENOMEM */
+    d->len = len;
+    return (uint8_t *)d->buf;
 }
 
+/* A fetch with nothing kept: the core copies into buf every time. */
+static size_t fetch(struct handle *h, char *buf)
+{
+    struct dest d = { buf, size, 0 };
+    int plan = SL_FETCH_FILL_NEW;
+    check(sl_share_fetch(h->share, 0, 0, to_buffer, &d, &plan), "fetch");
+    return h->kept_len = d.len;
+}
+
+/* A fetch that keeps buf as the copy of the value last fetched through this
+ * handle (room: all of it), as the XS glue keeps its string: for an
+ * unchanged value the core answers SL_FETCH_UNCHANGED from its check
+ * without the lock, and buf is left alone. */
 static size_t fetch_kept(struct handle *h, char *buf)
 {
-    size_t len = 0;
-    int plan = 0;
-    /* A kept copy (buf) but no room reported: any plan but unchanged copies into buf. */
-    check(sl_share_fetch_begin(h->share, 1, 0, &len, &plan), "fetch_begin");
-    if (plan == SL_FETCH_UNCHANGED)
-        check(sl_share_fetch_finish(h->share, NULL, 0), "fetch_finish");
-    else
-        check(sl_share_fetch_finish(h->share, (uint8_t *)buf, len), "fetch_finish");
-    return len;
+    struct dest d = { buf, size, 0 };
+    int plan = SL_FETCH_FILL_NEW;
+    check(sl_share_fetch(h->share, 1, size, to_buffer, &d, &plan), "fetch");
+    return plan == SL_FETCH_UNCHANGED ? h->kept_len : (h->kept_len = d.len);
 }
 
 static void lock_unlock(struct handle *h, int kind)
@@ -357,7 +378,6 @@ static void remove_share(struct handle *w, struct handle *r)
 
 static struct handle writer, reader;
 static const char *kind;
-static size_t size;
 static char *values[2];
 static char *out;
 static double timer_cost;
