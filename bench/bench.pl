@@ -443,7 +443,7 @@ sub print_unchanged_floor {
   my $rows = shift;
   my @rows = grep { $UNCHANGED{ $_->{kind} } && $_->{floor_total} } @$rows;
   return unless @rows;
-  print "floor of an unchanged fetch, us per fetch: the check in C (the stamp, GETVAL of the writer\n";
+  print "\nfloor of an unchanged fetch, us per fetch: the check in C (the stamp, GETVAL of the writer\n";
   print "semaphore, the stamp again) + 1 XS call (two-readers: per fetch of both, the two at once):\n";
   for my $row ( @rows ) {
     my $getval = defined $row->{getval_ns_median} ? sprintf( ' (GETVAL alone %.3f)', $row->{getval_ns_median} / 1000 ) : '';
