@@ -59,6 +59,10 @@ my $FLOOR_GOAL   = 0.85;
 my %XS_CALLS = ( pair => 2, 'lock-ex' => 2, 'lock-sh' => 2 );
 # Processes running the case at once (each pays its own XS calls).
 my %PARALLEL = ( 'two-readers' => 2 );
+# Cases of an unchanged value: their floor is the check without the lock
+# (the head's stamp, GETVAL of the writer semaphore, the stamp again), not
+# 0.17's locked fetch.
+my %UNCHANGED = map { $_ => 1 } qw(fetch-unchanged two-readers);
 
 exit( @ARGV && $ARGV[0] eq '--child' ? child_main( @ARGV[ 1 .. $#ARGV ] ) : run_parent( @ARGV ) );
 
@@ -315,7 +319,7 @@ sub run_all_rounds {
   my $timing = $TIMING{ $opt->{quick} ? 'quick' : 'full' };
   my %ops;      # $ops{label}{impl} = [ ops/s per round ]
   my %rounds;   # $rounds{label}{impl}{round} = ops/s
-  my %parts;    # $parts{label}{field} = [ per round ], the floor's semop_ns and copy_ns
+  my %parts;    # $parts{label}{field} = [ per round ], the floor's semop_ns, copy_ns, getval_ns
   my $errors = 0;
   my $interrupted;
   local $SIG{INT} = local $SIG{TERM} = sub { $interrupted = 1 };
@@ -331,7 +335,7 @@ sub run_all_rounds {
           push @{ $ops{ $case->{label} }{$impl_name} }, $result;
           $rounds{ $case->{label} }{$impl_name}{$round} = $result;
           if ( $impl_name eq 'floor' ) {
-            push @{ $parts{ $case->{label} }{$_} }, $fields->{$_} for grep { defined $fields->{$_} } qw(semop_ns copy_ns);
+            push @{ $parts{ $case->{label} }{$_} }, $fields->{$_} for grep { defined $fields->{$_} } qw(semop_ns copy_ns getval_ns);
           }
           printf STDERR "round %d/%d  %-22s %-5s %14.0f ops/s\n", $round, $opt->{rounds},
            $case->{label}, $impl_name, $result;
@@ -357,7 +361,7 @@ sub summarize {
       $row{"${impl_name}_runs"}   = $runs;
       $row{"${impl_name}_median"} = median( @$runs );
     }
-    $row{"${_}_median"} = median( @{ $parts->{ $case->{label} }{$_} || [] } ) for qw(semop_ns copy_ns);
+    $row{"${_}_median"} = median( @{ $parts->{ $case->{label} }{$_} || [] } ) for qw(semop_ns copy_ns getval_ns);
     # Ratio: the median of each round's ours/orig, the two runs of a round
     # being next to each other in time (drift in the machine's speed cancels);
     # the ratio of the medians when a run failed and rounds do not pair up.
@@ -401,7 +405,8 @@ sub format_or_dash {
 sub print_table {
   my ( $rows, $rounds ) = @_;
   printf "\nmedian of %d round(s), ops/s; ours/orig: median of the rounds' ratios;\n", $rounds;
-  print "floor: 0.17's protocol in C plus the XS call(s) of one operation; ours/floor: of the medians\n";
+  print "floor: 0.17's protocol in C (for an unchanged value, the check without the lock) plus the XS call(s)\n";
+  print "of one operation; ours/floor: of the medians\n";
   my $line = "%-16s %6s %14s %14s %9s %14s %10s\n";
   printf $line, qw(case size ours orig ours/orig floor ours/floor);
   for my $row ( @$rows ) {
@@ -423,10 +428,28 @@ sub print_table {
     printf "two readers at once / one reader, unchanged %s: %s\n", size_label( $two->{size} ), join ', ', map {
       my $name = $_;
       $one->{"${name}_median"} && $two->{"${name}_median"}
-       ? sprintf( '%s %.2f', { floor => 'C protocol', core => 'Rust core' }->{$name} // $name,
+       ? sprintf( '%s %.2f', { floor => 'C check', core => 'Rust core' }->{$name} // $name,
         $two->{"${name}_median"} / $one->{"${name}_median"} )
        : ()
     } qw(ours orig floor core);
+  }
+  print_unchanged_floor( $rows );
+}
+
+# The floor of the unchanged rows, in us per fetch: the check without the
+# lock in C (the stamp, GETVAL of the writer semaphore, the stamp again)
+# plus the XS call, and ours against it.
+sub print_unchanged_floor {
+  my $rows = shift;
+  my @rows = grep { $UNCHANGED{ $_->{kind} } && $_->{floor_total} } @$rows;
+  return unless @rows;
+  print "\nfloor of an unchanged fetch, us per fetch: the check in C (the stamp, GETVAL of the writer\n";
+  print "semaphore, the stamp again) + 1 XS call (two-readers: per fetch of both, the two at once):\n";
+  for my $row ( @rows ) {
+    my $getval = defined $row->{getval_ns_median} ? sprintf( ' (GETVAL alone %.3f)', $row->{getval_ns_median} / 1000 ) : '';
+    printf "  %-20s floor %.3f = check in C %.3f%s + XS %.3f; ours %.3f, ours/floor %.2f\n",
+     "$row->{kind} " . size_label( $row->{size} ), 1e6 / $row->{floor_total}, 1e6 / $row->{floor_median}, $getval,
+     $row->{xs_seconds} * 1e6, 1e6 / $row->{ours_median}, $row->{floor_ratio};
   }
 }
 
@@ -446,12 +469,16 @@ sub print_breakdown {
     my $xs    = $row->{xs_seconds} * 1e6;
     my $calls = $row->{xs_calls} == 1 ? '1 XS call' : "$row->{xs_calls} XS calls";
     my $c_parts = '';
+    # Each part timed alone, in a loop of its own (so they need not add up).
     if ( defined $row->{semop_ns_median} && defined $row->{copy_ns_median} ) {
       my ( $semop, $copy ) = map { $_ / 1000 } @$row{qw(semop_ns_median copy_ns_median)};
-      # Each part timed alone, in a loop of its own (so they need not add up).
       $c_parts = sprintf ' (alone: semop %.3f, copy %.3f)', $semop, $copy;
     }
-    printf "  %-20s floor %.3f = protocol in C %.3f%s + %s %.3f\n", $label, $c + $xs, $c, $c_parts, $calls, $xs;
+    elsif ( defined $row->{getval_ns_median} ) {
+      $c_parts = sprintf ' (alone: GETVAL %.3f)', $row->{getval_ns_median} / 1000;
+    }
+    my $c_name = $UNCHANGED{ $row->{kind} } ? 'check in C' : 'protocol in C';
+    printf "  %-20s floor %.3f = %s %.3f%s + %s %.3f\n", $label, $c + $xs, $c_name, $c, $c_parts, $calls, $xs;
     if ( my $core = $us->( $row->{core_median} ) ) {
       # Differences between implementations: the median over rounds of each
       # round's difference (runs of a round are close in time).
@@ -527,7 +554,8 @@ sub write_csv {
   my $num = sub { format_or_dash( $_[0], $_[1] ) =~ s/^-$//r };
   open my $fh, '>', $file or die "cannot write $file: $!\n";
   print $fh join( ',', qw(case size_bytes label ours_ops_per_sec orig_ops_per_sec ratio_ours_orig ours_rounds
-   orig_rounds floor_ops_per_sec ratio_ours_floor c_ops_per_sec core_ops_per_sec c_semop_ns c_copy_ns) ), "\n";
+   orig_rounds floor_ops_per_sec ratio_ours_floor c_ops_per_sec core_ops_per_sec c_semop_ns c_copy_ns c_getval_ns) ),
+   "\n";
   for my $row ( @$rows ) {
     print $fh join( ',',
       $row->{kind}, $row->{size} // '', $row->{label},
@@ -542,6 +570,7 @@ sub write_csv {
       $num->( '%.1f', $row->{core_median} ),
       $num->( '%.1f', $row->{semop_ns_median} ),
       $num->( '%.1f', $row->{copy_ns_median} ),
+      $num->( '%.1f', $row->{getval_ns_median} ),
     ), "\n";
   }
   close $fh or die "cannot write $file: $!\n";

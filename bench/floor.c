@@ -4,12 +4,18 @@
  *   floor-c     0.17's locking protocol and chain (doc/FORMAT.md) written
  *               out in C: the same semop calls, 64 KB segments chained on the
  *               keys after the share's own, and the least copying the protocol
- *               allows (one copy of the bytes; none for an unchanged value).
+ *               allows (one copy of the bytes). An unchanged value
+ *               (fetch-unchanged, two-readers) is told without the lock, as
+ *               our core does (doc/FORMAT.md 6): the head's stamp, a GETVAL
+ *               of the writer semaphore, the stamp again; 0.17's locked
+ *               fetch only when that says no.
  *   floor-core  (-DSL_CORE) the same cases through our Rust core's C ABI
  *               (xs/sharelite.h), to split our time into core and Perl/XS.
  *
  * usage: floor KIND SIZE SECONDS CALIBRATE KEY   (SIZE is ignored by lock-*, version)
- * prints: RESULT ops_per_sec=N iterations=N seconds=S [semop_ns=N copy_ns=N]
+ * prints: RESULT ops_per_sec=N iterations=N seconds=S [semop_ns=N copy_ns=N] [getval_ns=N]
+ * (floor-c: semop and copy times for store, fetch, pair; the GETVAL's for
+ * fetch-unchanged, two-readers; each part timed alone, in a loop of its own)
  * The share lives on KEY, the first of a block of free keys that bench.pl
  * reserved for the run (the C chain takes the keys after it), and is removed
  * at the end; bench.pl removes what a failed run left in that block. */
@@ -54,6 +60,9 @@ static double now(void)
 /* Keeps the compiler from dropping reads whose result is unused. */
 static volatile uint32_t sink;
 
+/* The case's value size: the room of the buffer fetches copy into. */
+static size_t size;
+
 #ifndef SL_CORE
 /* ------------------------------------------------------------------------
  * 0.17's protocol in C */
@@ -71,8 +80,10 @@ struct handle {
     int nseg;                /* attached segments; seg[0] is the head */
     char *seg[MAX_SEGS];
     uint32_t shm_state;      /* the head's shm_state when seg[1..] were attached */
-    uint32_t seen_version;   /* what the last fetch copied, for fetch-unchanged */
+    int seen;                /* a fetch copied the value, with this stamp: */
+    uint32_t seen_version;
     int32_t seen_length;
+    uint32_t seen_shm_state;
 };
 
 #define HEAD(h) ((struct header *)(h)->seg[0])
@@ -229,28 +240,62 @@ static void store(struct handle *h, const char *buf, size_t n)
     unlock_ex(h);
 }
 
+/* Under the lock: remember the stamp of the value just copied. */
+static void saw(struct handle *h)
+{
+    h->seen = 1;
+    h->seen_version = HEAD(h)->version;
+    h->seen_length = HEAD(h)->length;
+    h->seen_shm_state = HEAD(h)->shm_state;
+}
+
 static size_t fetch(struct handle *h, char *buf)
 {
     lock_sh(h);
     check_state(h);
     size_t n = (size_t)HEAD(h)->length;
     copy_out(h, buf, n);
-    h->seen_version = HEAD(h)->version;
-    h->seen_length = (int32_t)n;
+    saw(h);
     unlock_sh(h);
     return n;
 }
 
-/* A fetch that keeps the caller's copy when the head is unchanged. */
+/* The head's stamp equals the one of the value last copied; the acquire
+ * fences keep its loads on their side of the GETVAL system call (as the
+ * core's FetchCache::unchanged_unlocked; on x86-64 they only bind the
+ * compiler). */
+static int stamp_seen(struct handle *h)
+{
+    __atomic_thread_fence(__ATOMIC_ACQUIRE);
+    int same = HEAD(h)->version == h->seen_version && HEAD(h)->length == h->seen_length
+        && HEAD(h)->shm_state == h->seen_shm_state;
+    __atomic_thread_fence(__ATOMIC_ACQUIRE);
+    return same;
+}
+
+/* The writer semaphore (2) is 0: no exclusive lock held at this moment.
+ * semctl GETVAL reads the set and writes nothing the readers share. */
+static int writer_idle(struct handle *h)
+{
+    return semctl(h->semid, 2, GETVAL) == 0;
+}
+
+/* A fetch that keeps the caller's copy when the value is unchanged. First
+ * the check without the lock (doc/FORMAT.md 6, "Unchanged values are not
+ * copied again"): the stamp, the writer semaphore, the stamp again; when it
+ * says no, 0.17's locked fetch, which compares the stamp under the shared
+ * lock and copies only when it moved. */
 static size_t fetch_kept(struct handle *h, char *buf)
 {
+    if (h->seen && stamp_seen(h) && writer_idle(h) && stamp_seen(h))
+        return (size_t)h->seen_length;
     lock_sh(h);
     check_state(h);
     size_t n = (size_t)HEAD(h)->length;
-    if (HEAD(h)->version != h->seen_version || (int32_t)n != h->seen_length) {
+    if (!h->seen || HEAD(h)->version != h->seen_version || (int32_t)n != h->seen_length
+        || HEAD(h)->shm_state != h->seen_shm_state) {
         copy_out(h, buf, n);
-        h->seen_version = HEAD(h)->version;
-        h->seen_length = (int32_t)n;
+        saw(h);
     }
     unlock_sh(h);
     return n;
@@ -287,6 +332,7 @@ static void remove_share(struct handle *w, struct handle *r)
 
 struct handle {
     sl_share *share;
+    size_t kept_len; /* the length of the value last fetched into the buffer */
 };
 
 static void check(int rc, const char *what)
@@ -301,7 +347,8 @@ static void check(int rc, const char *what)
 
 static void open_share(struct handle *h, int key, int create)
 {
-    check(sl_share_open(key, SEG_SIZE, create ? IPC_CREAT | 0600 : 0, &h->share), "open");
+    /* Removed explicitly by remove_share, so neither handle destroys it. */
+    check(sl_share_open(key, SEG_SIZE, create ? IPC_CREAT | 0600 : 0, 0, &h->share), "open");
 }
 
 static void store(struct handle *h, const char *buf, size_t n)
@@ -309,26 +356,42 @@ static void store(struct handle *h, const char *buf, size_t n)
     check(sl_share_store(h->share, (const uint8_t *)buf, n), "store");
 }
 
-static size_t fetch(struct handle *h, char *buf)
+/* Where sl_share_fetch copies the value: the case's buffer (room bytes). */
+struct dest {
+    char *buf;
+    size_t room;
+    size_t len;
+};
+
+static uint8_t *to_buffer(void *ctx, size_t len, int plan)
 {
-    size_t len = 0;
-    int plan = 0;
-    check(sl_share_fetch_begin(h->share, 0, 0, &len, &plan), "fetch_begin");
-    check(sl_share_fetch_finish(h->share, (uint8_t *)buf, len), "fetch_finish");
-    return len;
+    struct dest *d = ctx;
+    (void)plan;
+    if (len > d->room)
+        return NULL; /* the fetch fails with ENOMEM */
+    d->len = len;
+    return (uint8_t *)d->buf;
 }
 
+/* A fetch with nothing kept: the core copies into buf every time. */
+static size_t fetch(struct handle *h, char *buf)
+{
+    struct dest d = { buf, size, 0 };
+    int plan = SL_FETCH_FILL_NEW;
+    check(sl_share_fetch(h->share, 0, 0, to_buffer, &d, &plan), "fetch");
+    return h->kept_len = d.len;
+}
+
+/* A fetch that keeps buf as the copy of the value last fetched through this
+ * handle (room: all of it), as the XS glue keeps its string: for an
+ * unchanged value the core answers SL_FETCH_UNCHANGED from its check
+ * without the lock, and buf is left alone. */
 static size_t fetch_kept(struct handle *h, char *buf)
 {
-    size_t len = 0;
-    int plan = 0;
-    /* A kept copy (buf) but no room reported: any plan but unchanged copies into buf. */
-    check(sl_share_fetch_begin(h->share, 1, 0, &len, &plan), "fetch_begin");
-    if (plan == SL_FETCH_UNCHANGED)
-        check(sl_share_fetch_finish(h->share, NULL, 0), "fetch_finish");
-    else
-        check(sl_share_fetch_finish(h->share, (uint8_t *)buf, len), "fetch_finish");
-    return len;
+    struct dest d = { buf, size, 0 };
+    int plan = SL_FETCH_FILL_NEW;
+    check(sl_share_fetch(h->share, 1, size, to_buffer, &d, &plan), "fetch");
+    return plan == SL_FETCH_UNCHANGED ? h->kept_len : (h->kept_len = d.len);
 }
 
 static void lock_unlock(struct handle *h, int kind)
@@ -357,17 +420,22 @@ static void remove_share(struct handle *w, struct handle *r)
 
 static struct handle writer, reader;
 static const char *kind;
-static size_t size;
 static char *values[2];
 static char *out;
 static double timer_cost;
 
 static int share_key_of_run;
 
-/* n unchanged fetches through the reader while a forked process does n more
- * through a handle of its own, started together; returns half the wall time,
- * so that ops/s counts both readers (as bench.pl's two-readers case). */
-static double two_readers(long n)
+static void fetch_kept_op(struct handle *h)
+{
+    fetch_kept(h, out);
+}
+
+/* n operations op through the reader while a forked process does n more
+ * through a handle of its own (after one fetch, so that it keeps a copy),
+ * started together; returns half the wall time, so that ops/s counts both
+ * (as bench.pl's two-readers case). */
+static double two_readers(long n, void (*op)(struct handle *))
 {
     int ready[2], go[2];
     char byte = 0;
@@ -383,7 +451,7 @@ static double two_readers(long n)
         if (write(ready[1], "r", 1) != 1 || read(go[0], &byte, 1) != 1)
             _exit(1);
         for (long i = 0; i < n; i++)
-            fetch_kept(&other, out);
+            op(&other);
         _exit(0);
     }
     close(ready[1]);
@@ -396,7 +464,7 @@ static double two_readers(long n)
     if (write(go[1], "g", 1) != 1)
         die("pipe");
     for (long i = 0; i < n; i++)
-        fetch_kept(&reader, out);
+        op(&reader);
     int status = 0;
     waitpid(pid, &status, 0);
     double wall = now() - t0;
@@ -439,7 +507,7 @@ static double run(long n)
         for (long i = 0; i < n; i++)
             lock_unlock(&writer, k);
     } else if (!strcmp(kind, "two-readers")) {
-        return two_readers(n);
+        return two_readers(n, fetch_kept_op);
     } else if (!strcmp(kind, "version")) {
         for (long i = 0; i < n; i++)
             sink = version(&writer);
@@ -468,6 +536,24 @@ static long calibrate(double target, double min_seconds)
 }
 
 #ifndef SL_CORE
+static void getval_op(struct handle *h)
+{
+    sink = writer_idle(h);
+}
+
+/* The unchanged check's system call alone, in ns per operation of the case:
+ * n GETVALs of the writer semaphore, in two processes at once for
+ * two-readers (as the case runs). */
+static double getval_part(long n)
+{
+    if (!strcmp(kind, "two-readers"))
+        return two_readers(n, getval_op) / n * 1e9;
+    double t0 = now();
+    for (long i = 0; i < n; i++)
+        getval_op(&reader);
+    return (now() - t0) / n * 1e9;
+}
+
 /* The protocol's parts alone, in ns per operation of the case: the semop
  * calls and the copies. */
 static void parts(long n, double *semop_ns, double *copy_ns)
@@ -543,6 +629,8 @@ int main(int argc, char **argv)
         parts(m, &semop_ns, &copy_ns);
         printf(" semop_ns=%.1f copy_ns=%.1f", semop_ns, copy_ns);
     }
+    if (!strcmp(kind, "fetch-unchanged") || !strcmp(kind, "two-readers"))
+        printf(" getval_ns=%.1f", getval_part(n / 4 > 1 ? n / 4 : 1));
 #endif
     printf("\n");
     remove_share(&writer, &reader);
