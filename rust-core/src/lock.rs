@@ -96,8 +96,10 @@ pub(crate) fn take_exclusive_raw(semid: c_int) -> sys::Result<()> {
 }
 
 /// True when no exclusive lock is held on set `semid` at the moment of the
-/// call (`semctl(GETVAL)` of the writer semaphore, a read-only system call
-/// that writes nothing the readers share); false also when it cannot be read.
+/// call (`semctl(GETVAL)` of the writer semaphore); false also when it cannot
+/// be read. It changes no semaphore and no undo list, unlike taking and
+/// releasing a lock (two `semop` with `SEM_UNDO`), though Linux still takes
+/// the set's spinlock to read the value.
 pub(crate) fn writer_idle(semid: c_int) -> bool {
     sys::sem_getval(semid, SEM_WRITER as c_int) == Ok(0)
 }
