@@ -9,7 +9,7 @@
 //! ```
 //! use std::io::{Error, ErrorKind};
 //! use sharelite::{OpenOptions, LockKind, Wait};
-//! # let mut key = 0x5e1f_0000 + (std::process::id() % 0x1_0000) as i32;
+//! # let mut key: sharelite::Key = 0x5e1f_0000 + (std::process::id() % 0x1_0000) as sharelite::Key;
 //!
 //! // A new share at `key` (or the first free key after it), removed when
 //! // `share` is dropped.

@@ -29,7 +29,7 @@ impl OpenOptions {
     ///
     /// ```
     /// use sharelite::OpenOptions;
-    /// # let mut key = 0x5e1f_0000 + (std::process::id() % 0x1_0000) as i32;
+    /// # let mut key: sharelite::Key = 0x5e1f_0000 + (std::process::id() % 0x1_0000) as sharelite::Key;
     /// # let share = loop {
     /// #     match OpenOptions::new().key(key).exclusive(true).open() {
     /// #         Err(e) if e.errno() == sharelite::Error::NotAShare.errno() => key += 1,
