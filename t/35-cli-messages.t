@@ -139,7 +139,7 @@ SKIP: {
 
   my %what = (
     $ks => 'not a ShareLite share (no semaphore set of 3, a shared memory segment)',
-    $km => 'not a ShareLite share (a semaphore set, no shared memory segment over 16 bytes)',
+    $km => 'not a ShareLite share (a semaphore set, not of 3, no shared memory segment over 16 bytes)',
   );
   for my $k ( $ks, $km ) {
     for my $args ( [ 'stat', $k ], [ 'get', $k ], [ 'rm', $k ], [ 'put', $k ], [ 'put', $k, '--create' ] ) {

@@ -104,11 +104,15 @@ pub enum WalkStop {
     },
     /// No permission to read segment `shmid`.
     Unreadable {
+        /// The segment whose link led there (`None`: the head).
+        after: Option<i32>,
         /// The segment.
         shmid: i32,
     },
     /// Segment `shmid` could not be read for another reason.
     Failed {
+        /// The segment whose link led there (`None`: the head).
+        after: Option<i32>,
         /// The segment.
         shmid: i32,
         /// Why.
@@ -129,7 +133,7 @@ pub fn walk(head: i32, seg_size: usize) -> Walk {
         let hdr = match Header::peek(cur, seg_size) {
             Ok(h) => h,
             Err(e) => {
-                w.stop = Some(unreadable(cur, e));
+                w.stop = Some(unreadable(w.shmids.last().copied(), cur, e));
                 return w;
             }
         };
@@ -149,7 +153,7 @@ pub fn walk(head: i32, seg_size: usize) -> Walk {
             Err(e) => match missing(e) {
                 Some(fault) => Some(fault),
                 None => {
-                    w.stop = Some(unreadable(next, e));
+                    w.stop = Some(unreadable(Some(cur), next, e));
                     return w;
                 }
             },
@@ -162,10 +166,10 @@ pub fn walk(head: i32, seg_size: usize) -> Walk {
     }
 }
 
-fn unreadable(shmid: i32, e: Errno) -> WalkStop {
+fn unreadable(after: Option<i32>, shmid: i32, e: Errno) -> WalkStop {
     match e.0 {
-        libc::EACCES => WalkStop::Unreadable { shmid },
-        _ => WalkStop::Failed { shmid, errno: e },
+        libc::EACCES => WalkStop::Unreadable { after, shmid },
+        _ => WalkStop::Failed { after, shmid, errno: e },
     }
 }
 

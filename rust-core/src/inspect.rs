@@ -49,12 +49,12 @@ impl Objects {
         let sem = match (self.semid, self.three_semaphores) {
             (Some(_), true) => "a semaphore set of 3",
             (Some(_), false) => "a semaphore set, not of 3",
-            (None, _) => "no semaphore set",
+            (None, _) => "no semaphore set of 3",
         };
         let shm = match (self.shmid, self.holds_data) {
             (Some(_), true) => "a shared memory segment",
             (Some(_), false) => "a shared memory segment of 16 bytes or less",
-            (None, _) => "no shared memory segment",
+            (None, _) => "no shared memory segment over 16 bytes",
         };
         format!("{sem}, {shm}")
     }
@@ -164,34 +164,55 @@ pub fn look(key: Key) -> Look {
         header: None,
         shmids: Vec::new(),
         chain: ChainState::Unreadable,
-        problem: Some(format!("segment {shmid}: {}", Errno(libc::EACCES))),
+        problem: Some(format!("head segment {shmid}: {}", Errno(libc::EACCES))),
     };
     let Some(size) = info.segment_size else { return Look::Share(info) };
     info.header = Header::peek(shmid, size).ok();
     let walk = chain::walk(shmid, size);
     info.shmids = walk.shmids;
     (info.chain, info.problem) = match (walk.stop, info.header) {
-        (Some(WalkStop::Fault { after, next, fault }), _) => {
-            (ChainState::Fault(fault), Some(format!("segment {after} links to {next}: {}", fault.why())))
-        }
-        (Some(WalkStop::Unreadable { shmid }), _) => {
-            (ChainState::Unreadable, Some(format!("segment {shmid}: {}", Errno(libc::EACCES))))
-        }
-        (Some(WalkStop::Failed { shmid, errno }), _) => (ChainState::Failed, Some(format!("segment {shmid}: {errno}"))),
-        (None, None) => (ChainState::Failed, Some(format!("segment {shmid}: the header cannot be read"))),
+        (Some(stop), _) => (state_of(stop), Some(problem(stop, size))),
+        (None, None) => (ChainState::Failed, Some(format!("head segment {shmid}: the header cannot be read"))),
         (None, Some(h)) if h.length < 0 => (ChainState::BadLength, Some(format!("negative length {}", h.length))),
-        (None, Some(h)) => {
-            let needed = chain::segments_for(h.length as usize, size);
-            if needed > info.shmids.len() {
-                let problem =
-                    format!("length {} needs {needed} segments, the chain has {}", h.length, info.shmids.len());
-                (ChainState::Short, Some(problem))
-            } else {
-                (ChainState::Sound, None)
-            }
+        (None, Some(h)) if chain::segments_for(h.length as usize, size) > info.shmids.len() => {
+            (ChainState::Short, Some(format!("length {} needs more than {} segments", h.length, info.shmids.len())))
         }
+        (None, Some(_)) => (ChainState::Sound, None),
     };
     Look::Share(info)
+}
+
+fn state_of(stop: WalkStop) -> ChainState {
+    match stop {
+        WalkStop::Fault { fault, .. } => ChainState::Fault(fault),
+        WalkStop::Unreadable { .. } => ChainState::Unreadable,
+        WalkStop::Failed { .. } => ChainState::Failed,
+    }
+}
+
+/// Where and why a walk stopped, in the words `sharelite stat` shows.
+fn problem(stop: WalkStop, seg_size: usize) -> String {
+    let reaching = |after: Option<i32>, shmid: i32| match after {
+        Some(after) => format!("segment {after} links to segment {shmid}"),
+        None => format!("head segment {shmid}"),
+    };
+    match stop {
+        WalkStop::Fault { after, next, fault: LinkFault::Invalid } => {
+            format!("invalid next_shmid {next} after segment {after}")
+        }
+        WalkStop::Fault { after, next, fault: LinkFault::Loop } => {
+            format!("segment {after} links back to segment {next}")
+        }
+        WalkStop::Fault { after, next, fault: LinkFault::Missing } => {
+            format!("{}: {}", reaching(Some(after), next), Errno(libc::EINVAL))
+        }
+        WalkStop::Fault { next, fault: LinkFault::WrongSize, .. } => match sys::shm_stat(next) {
+            Ok(st) => format!("segment {next} is {} bytes, not {seg_size}", st.size),
+            Err(_) => format!("segment {next} is not {seg_size} bytes"),
+        },
+        WalkStop::Unreadable { after, shmid } => format!("{}: {}", reaching(after, shmid), Errno(libc::EACCES)),
+        WalkStop::Failed { after, shmid, errno } => format!("{}: {errno}", reaching(after, shmid)),
+    }
 }
 
 /// A chained segment of ours whose share is gone or no longer reaches it.
