@@ -631,6 +631,7 @@ EOC
 # ------------------------------------------------------------ list and stat without /proc/sysvipc (ipcs)
 
 SKIP: {
+  skip 'no /proc/sysvipc to compare with (Linux only)', 4 unless -r '/proc/sysvipc/shm';
   skip 'needs root for a mount namespace', 4 unless $> == 0;
   skip 'no ipcs', 4 unless grep { -x "$_/ipcs" } split /:/, $ENV{PATH};
   my $K = new_key( 1 );
