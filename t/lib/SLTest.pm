@@ -576,10 +576,32 @@ sub _cleanup {
   shmctl( $_->{id}, IPC_RMID, 0 ) for @$shm;
 }
 
-# When the listing cannot be had (no ipcs, or one that fails): remove what
-# was recorded by id, each checked by IPC_STAT to have the size it had (a
-# segment) or by semget to still be at its key (a semaphore set).
+# The tag this implementation writes into the shm_state field of the chained
+# segments it makes, their version field then holding the head's shmid
+# (doc/FORMAT.md, 6).
+my $CHAIN_TAG = 0x534c4348;
+
+# When the listing cannot be had (no ipcs, or one that fails): what is at
+# our keys and the chains hanging from there are found without it (a chained
+# segment only with this implementation's tag naming its head, or at a key of
+# ours), then what was recorded is removed by id, each checked by IPC_STAT to
+# have the size it had (a segment) or by semget to still be at its key (a
+# semaphore set).
 sub _cleanup_by_id {
+  for my $k ( map { my $r = $_; $r->[0] .. $r->[0] + $r->[1] } @RESERVED ) {
+    my $sid = semget( $k, 0, 0 );
+    $OWN_SEM{$sid} = $k if defined $sid && !exists $OWN_SEM{$sid};
+    my $head = shmget( $k, 0, 0 ) // next;
+    my $st = IPC::ShareLite::Inspect::segment_stat( $head ) or next;
+    $OWN_SHM{$head} ||= [ $k, $st->{segsz} ];
+    my ( undef, @rest ) = _walk( $head );
+    for my $id ( @rest ) {
+      my ( undef, undef, $state, $version ) = header_of( $id );
+      last unless defined $state && $state == $CHAIN_TAG && $version == $head;
+      my $cst = IPC::ShareLite::Inspect::segment_stat( $id ) or last;
+      $OWN_SHM{$id} ||= [ 0, $cst->{segsz} ];
+    }
+  }
   for my $id ( keys %OWN_SEM ) {
     my $now = $OWN_SEM{$id} ? semget( $OWN_SEM{$id}, 0, 0 ) : undef;
     semctl( $id, 0, IPC_RMID, 0 ) if defined $now && $now == $id;
@@ -598,7 +620,8 @@ END {
     # (a file that skipped): no listing is asked for then.
     if ( @RESERVED || %OWN_SHM || %OWN_SEM ) {
       unless ( eval { _cleanup(); 1 } ) {
-        print STDERR "# SLTest: no listing of SysV objects for the cleanup ($@), removing what was recorded by id\n";
+        ( my $why = $@ ) =~ s/ at \S+ line \d+\.?\n*\z//;
+        print STDERR "# SLTest: no listing of SysV objects for the cleanup ($why): removing what it made by id\n";
         _cleanup_by_id();
       }
     }
