@@ -242,13 +242,13 @@ SKIP: {
 
   SKIP: {
     skip '0.17 chains private shares at public keys 1, 2, ...', 3 if $ORIG;
-    my @public_before = grep { $_->{cpid} == $$ && $_->{key} != 0 } proc_rows( 'shm' );
+    my @public_before = grep { $_->{cpid} == $$ && $_->{key} != 0 } sysv_segments();
     my $s = new_bounded( -destroy => 1, -size => 100 );
     ok( $s && $s->store( 'p' x 1000 ), 'private share of 100-byte segments holds 1000 bytes' );
     is( $s && $s->num_segments, 12, '... in 12 segments' );
-    my @public_after = grep { $_->{cpid} == $$ && $_->{key} != 0 } proc_rows( 'shm' );
+    my @public_after = grep { $_->{cpid} == $$ && $_->{key} != 0 } sysv_segments();
     is( scalar( @public_after ), scalar( @public_before ), '... none of them under a public key' )
-     or diag join "\n", map { "key=$_->{key} shmid=$_->{shmid}" } @public_after;
+     or diag join "\n", map { "key=$_->{key} shmid=$_->{id}" } @public_after;
   }
 }
 

@@ -10,25 +10,18 @@
 use strict;
 use warnings;
 use lib 't/lib';
-use SLTest qw(:DEFAULT new_or_diag);
+use SLTest qw(:DEFAULT new_or_diag shm_gone);
 use Test::More;
 use POSIX ();
 use Errno qw( EINVAL );
 use Time::HiRes qw( time sleep );
-use IPC::SysV qw( GETVAL IPC_STAT );
+use IPC::SysV qw( GETVAL );
 use IPC::ShareLite qw( :all );
 
 my $ORIG = impl_under_test() eq 'orig';
 
 $SIG{ALRM} = 'DEFAULT';    # a hang kills the test instead of blocking the run
 alarm 120;
-
-sub shm_gone {
-  my $id = shift;
-  my $buf;
-  return 0 if shmctl( $id, IPC_STAT, $buf );
-  return !grep { $_->{shmid} == $id } proc_rows( 'shm' );
-}
 
 # lock($flags) with the inherited handle $h in a forked child.
 # 1: got it, 2: would block (0), 3: undef, 4: croaked.

@@ -45,8 +45,7 @@ sub nothing_held {
 }
 
 sub my_segments {
-  -r '/proc/sysvipc/shm' or die "/proc/sysvipc/shm: $!";
-  return scalar grep { $_->{cpid} == $$ } proc_rows( 'shm' );
+  return scalar grep { defined $_->{cpid} ? $_->{cpid} == $$ : die "the listing shows no creator pids\n" } sysv_segments();
 }
 
 # Write next_shmid and length of the segment $id.

@@ -45,13 +45,12 @@ watchdog( 400 );    # whatever happens, this file ends within 400 s
 sub enc { join ' ', map { defined $_ ? 'x' . unpack( 'H*', $_ ) : 'u' } @_ }
 sub dec { map { $_ eq 'u' ? undef : pack( 'H*', substr $_, 1 ) } split / /, shift }
 
-sub shm_rows { proc_rows( '/proc/sysvipc/shm' ) }
-sub sem_rows { proc_rows( '/proc/sysvipc/sem' ) }
+sub shm_rows { sysv_segments() }
 sub shm_keys_in { my ( $lo, $hi ) = @_; grep { $_->{key} >= $lo && $_->{key} <= $hi } shm_rows() }
 sub share_exists { my $k = shift; defined( semget( $k, 0, 0 ) ) && defined( shmget( $k, 0, 0 ) ) ? 1 : 0 }
 sub nothing_at { my $k = shift; !defined( semget( $k, 0, 0 ) ) && !defined( shmget( $k, 0, 0 ) ) ? 1 : 0 }
 
-sub hdr { my $h = IPC::ShareLite::Inspect::read_header( $_[0] ) or return; @$h{qw(next_shmid length shm_state version)} }
+sub hdr { SLTest::header_of( $_[0] ) }
 sub poke { my ( $id, $off, $v ) = @_; shmwrite( $id, pack( 'i', $v ), $off, 4 ) or die "shmwrite $id: $!" }
 
 # A value of $n bytes from $seed (also defined in the children run() starts).
@@ -250,22 +249,22 @@ EOC
 defect '(2) private shares: nothing under a public key, chain has the mode' => [], sub {
   for my $mode ( undef, 0600 ) {
     my $what = defined $mode ? sprintf( 'mode %o', $mode ) : 'default mode';
-    my %before = map { $_->{shmid} => 1 } shm_rows();
+    my %before = map { $_->{id} => 1 } shm_rows();
     my $p = new_share( -key => undef, -create => 1, -destroy => 1, defined $mode ? ( -mode => $mode ) : () );
     my $V = mk( 150_000, 'priv' );
     $p->store( $V );
     is( $p->num_segments, 3, "$what: private share holds 3 segments" );
     # made by this (live) process since the snapshot: this share's chain
-    my @new = grep { !$before{ $_->{shmid} } && $_->{cpid} == $$ } shm_rows();
-    own_shm( map { $_->{shmid} } @new );
+    my @new = grep { !$before{ $_->{id} } && $_->{cpid} == $$ } shm_rows();
+    own_shm( map { $_->{id} } @new );
     is( scalar @new, 3, "$what: 3 new segments" );
     is_deeply( [ grep { $_ != 0 } map { $_->{key} } @new ], [], "$what: every new segment has key IPC_PRIVATE (none at 1, 2, 3...)" );
-    is_deeply( [ grep { ( oct( $_->{perms} ) & 0777 ) != ( $mode || 0666 ) } @new ], [],
+    is_deeply( [ grep { ( $_->{mode} ) != ( $mode || 0666 ) } @new ], [],
       sprintf( "$what: every segment has perms %o", $mode || 0666 ) );
     is( $p->fetch, $V, "$what: value fetched back" );
     undef $p;
-    my %now = map { $_->{shmid} => 1 } shm_rows();
-    is_deeply( [ grep { $now{ $_->{shmid} } } @new ], [], "$what: all segments gone with the object" );
+    my %now = map { $_->{id} => 1 } shm_rows();
+    is_deeply( [ grep { $now{ $_->{id} } } @new ], [], "$what: all segments gone with the object" );
   }
 };
 
@@ -369,7 +368,7 @@ SKIP: {
       if ( $n >= 5 ) {
         is( $o->mode, 0640, "$n args: mode" );
         my ( $row ) = grep { $_->{key} == $K } shm_rows();
-        is( $row && oct( $row->{perms} ) & 0777, 0640, "$n args: head perms 640" );
+        is( $row && $row->{mode}, 0640, "$n args: head perms 640" );
       }
       is( $o->flags, IPC_CREAT | 0640, "$n args: flags" ) if $n >= 6;
       if ( $n >= 7 ) {
@@ -391,7 +390,7 @@ SKIP: {
     if ( $f ) {
       is( $f->mode, undef, 'mode undef when flags given' );
       my ( $row ) = grep { $_->{key} == $K } shm_rows();
-      is( $row && oct( $row->{perms} ) & 0777, 0600, 'flags give perms 600' );
+      is( $row && $row->{mode}, 0600, 'flags give perms 600' );
     }
     undef $f;
     # 0.17 demanded exactly 8 (the eighth is -glue): such calls keep working.
@@ -422,7 +421,7 @@ SKIP: {
       my $V = mk( 10_000, 'big' );
       $b->store( $V );
       is( $b->num_segments, 3, '10000 bytes take 3 segments of 4096' );
-      my %sz = map { $_->{shmid} => $_->{size} } shm_rows();
+      my %sz = map { $_->{id} => $_->{size} } shm_rows();
       is_deeply( [ map { $sz{$_} } chain_shmids( $K ) ], [ 4096, 4096, 4096 ], 'every segment 4096 bytes' );
       is( $P->call( 'require Digest::MD5; Digest::MD5::md5_hex($S->fetch)' ), md5_hex( $V ), '0.17 fetches it' );
       is( probe( $P ), 1, 'child LOCK_EX|LOCK_NB = 1 after store' );
@@ -531,12 +530,12 @@ EOC
       is( $extra, 'gone', "$name: the removed segment is gone" ) if $name eq 'dangling shmid';
       my $r = in_fork( sub {
         # (what an earlier process of this pid made may still be there)
-        my %pre = map { $_->{shmid} => 1 } grep { $_->{cpid} == $$ } shm_rows();
+        my %pre = map { $_->{id} => 1 } grep { $_->{cpid} == $$ } shm_rows();
         my $o = IPC::ShareLite->new( -key => $K, -size => $S );
         my $t0 = time;
         my $ok = eval { $o->fetch; 1 };
         my ( $err, $dt ) = ( $@, time - $t0 );
-        my $made = grep { $_->{cpid} == $$ && !$pre{ $_->{shmid} } } shm_rows();
+        my $made = grep { $_->{cpid} == $$ && !$pre{ $_->{id} } } shm_rows();
         return ( $ok ? 'returned' : 'croaked', $err, $dt, $made );
       }, 8 );
       ok( !$r->{timeout} && !( $r->{status} & 127 ) && !$r->{died}, "$name: process survives" )

@@ -3,9 +3,9 @@
 #    (with and without -create) fails "Failed to create share: Permission
 #    denied" with $! == EACCES; a 0666 share opens fine as uid 65534 (control);
 #  - -mode => 0640 (and -flags => IPC_CREAT|0640) gives perms 640 on the head,
-#    on every chained segment (chain_shmids, perms column of
-#    /proc/sysvipc/shm, octal) also after the chain shrinks and grows again,
-#    and on the semaphore set (/proc/sysvipc/sem).
+#    on every chained segment (chain_shmids, the mode in the listing of
+#    segments: /proc/sysvipc/shm or ipcs) also after the chain shrinks and
+#    grows again, and on the semaphore set (the listing of semaphore sets).
 
 use lib 't/lib';
 use SLTest;
@@ -17,11 +17,11 @@ use Errno qw(EACCES);
 
 plan skip_all => 'needs root (to run children as uid 65534)' unless can_switch_to_nobody();
 
-sub shm_perms { my %p = map { $_->{shmid} => oct( $_->{perms} ) & 0777 } proc_rows( '/proc/sysvipc/shm' ); \%p }
+sub shm_perms { my %p = map { $_->{id} => $_->{mode} } sysv_segments(); \%p }
 sub sem_perm {
   my $key = shift;
-  my ( $r ) = grep { $_->{key} == $key } proc_rows( '/proc/sysvipc/sem' );
-  return $r ? oct( $r->{perms} ) & 0777 : undef;
+  my ( $r ) = grep { $_->{key} == $key } sysv_semaphores();
+  return $r ? $r->{mode} : undef;
 }
 
 # A child of ours as uid/gid 65534 opening $key; returns "opened" or "errno|message".

@@ -1,7 +1,7 @@
 # Runs every program in examples/ as its own process, as a user would
 # ($^X -Iblib/lib -Iblib/arch examples/X.pl from the top of the tree), and
 # checks its exit code, its key output lines, and that it left nothing behind
-# in ipcs (read from /proc/sysvipc, where ipcs reads it): no segment or
+# in the listing of SysV objects (/proc/sysvipc, or ipcs where there is none): no segment or
 # semaphore set created while it ran at its key, and no segment made by its
 # process. (Private objects in general are not counted: other test files
 # create and remove their own at the same time under prove -j.)

@@ -2,8 +2,11 @@
 # the BSDs; t/34 covers how -key becomes a key), whether
 # a key is in use, the segment-count formula, headers and chain walks on
 # real segments (ok, cycle, dangling link, invalid id, a segment of another
-# size), the SysV listing from /proc/sysvipc and from the real ipcs compared
-# object by object, the ipcs parser on sample output of FreeBSD,
+# size), the SysV listing (the default source on every system: the head,
+# a private segment, the semaphore set, the "removed" bit where the system
+# shows it), from /proc/sysvipc and from the real ipcs compared object by
+# object, what an ipcs cuts short taken from IPC_STAT (names that do not
+# resolve, Solaris' cut names, macOS' modes), the ipcs parser on sample output of FreeBSD,
 # NetBSD/OpenBSD, macOS, Solaris/illumos and util-linux, and orphans() on
 # real orphans made by children that exited, next to segments that must
 # never be taken for one. Every object is created here, known by its id, and
@@ -17,6 +20,7 @@ use SLTest qw(new_key);
 use Errno ();
 use IPC::SysV qw(IPC_PRIVATE IPC_CREAT IPC_EXCL IPC_RMID);
 use POSIX ();
+use File::Temp ();
 use IPC::ShareLite::Inspect qw(:all);
 
 my ( @SHM, @SEM );    # every object this file created, by id
@@ -56,7 +60,8 @@ sub gone_id {
 # ------------------------------------------------------------ keys
 
 {
-  is( signed_key( 0xfffffffe ), -2, 'signed_key' );
+  is( signed_key( ~1 ), -2, 'signed_key of all bits but the lowest' );
+  is( signed_key( 0xfffffffe ), KEY_BITS == 32 ? -2 : 4294967294, 'signed_key of 0xfffffffe' );
   is( signed_key( 5 ), 5, 'signed_key of a small key' );
   is_deeply( [ map { segments_for( $_, 4096 ) } 0, 1, 4080, 4081, 8160, 8161 ], [ 1, 1, 1, 2, 2, 3 ], 'segments_for' );
   is( segments_for( 300 * 1024, 65536 ), 5, 'segments_for 300 KB in 64 KB segments' );
@@ -150,6 +155,84 @@ header( $C2, -1, 0, CHAIN_TAG, $H );
 my $S = semget( $K, 3, IPC_CREAT | IPC_EXCL | 0640 );
 die "semget: $!" unless defined $S;
 push @SEM, $S;
+
+# The listing as everything else reads it (the default source: /proc/sysvipc
+# where it can be read, ipcs elsewhere), on every system.
+{
+  my ( $h ) = grep { $_->{id} == $H } list_segments();
+  is_deeply( [ @{ $h || {} }{qw(key mode size nattch cpid uid)} ], [ $K, 0600, 4096, 0, $$, $< ],
+    'list_segments: the head, its key, mode, size, attachments, creator and owner' );
+  my ( $c ) = grep { $_->{id} == $C1 } list_segments();
+  is( $c && $c->{key}, 0, 'list_segments: a private segment, at key 0' );
+  my ( $s ) = grep { $_->{id} == $S } list_semaphores();
+  is_deeply( [ @{ $s || {} }{qw(key mode nsems uid)} ], [ $K, 0640, 3, $< ], 'list_semaphores: the set' );
+
+  my $R = segment( IPC_PRIVATE, 4096 );
+  my $addr = IPC::SysV::shmat( $R, undef, 0 ) // die "shmat: $!";
+  shmctl( $R, IPC_RMID, 0 ) or die "shmctl: $!";
+  my ( $r ) = grep { $_->{id} == $R } list_segments();
+  SKIP: {
+    skip 'this system lists no segment marked for removal', 1 unless $r;
+    skip "this system's listing does not tell whether a segment is marked for removal", 1 unless defined $r->{removed};
+    is( $r->{removed}, 1, 'list_segments: a segment marked for removal and still attached is removed' );
+  }
+  IPC::SysV::shmdt( $addr ) == 0 or die "shmdt: $!";
+}
+
+# What an ipcs cuts short comes from IPC_STAT: an ipcs of Solaris' format
+# listing this file's head and semaphore set with owner names cut to 8
+# characters that do not resolve, and group names that do not either.
+{
+  my $dir = File::Temp::tempdir( 'inspect.XXXXXX', TMPDIR => 1, CLEANUP => 1 );
+  my $X   = segment( IPC_PRIVATE, 4096, 0700 );
+  my $hex = sprintf '0x%x', unsigned_key( $K );
+  my $fake = sub {
+    my ( $owner, $group ) = @_;
+    open my $fh, '>', "$dir/ipcs" or die "$dir/ipcs: $!";
+    print {$fh} <<"EOS";
+#!/bin/sh
+cat <<'EOT'
+IPC status from <running system> as of Wed Dec  2 06:00:00 UTC 2026
+T         ID      KEY        MODE        OWNER    GROUP  CREATOR   CGROUP NATTCH      SEGSZ  CPID  LPID   ATIME    DTIME    CTIME
+Shared Memory:
+m  $H  $hex --rw------- $owner $group $owner $group 0 4096 $$ $$ no-entry no-entry 9:01:01
+m  $X  0x0 --rw------- $owner $group $owner $group 0 4096 $$ $$ no-entry no-entry 9:01:01
+T         ID      KEY        MODE        OWNER    GROUP  CREATOR   CGROUP NSEMS   OTIME    CTIME
+Semaphores:
+s  $S  $hex --ra-r----- $owner $group $owner $group 3 no-entry 10:01:01
+EOT
+EOS
+    close $fh or die "$dir/ipcs: $!";
+    chmod 0755, "$dir/ipcs" or die "chmod: $!";
+  };
+  my $ids = sub {
+    my ( $row ) = @_;
+    return [ @{ $row || {} }{qw(uid gid cuid cgid mode)} ];
+  };
+  my $seg  = segment_stat( $H ) or die "IPC_STAT: $!";
+  my $want = [ @$seg{qw(uid gid cuid cgid)} ];
+  $fake->( 'nosuchus', 'nosuchgr' );
+  my %shm = map { $_->{id} => $_ } list_segments( source => 'ipcs', ipcs => "$dir/ipcs" );
+  is_deeply( $ids->( $shm{$H} ), [ @$want, 0600 ], 'ipcs with names that do not resolve: owners and groups from IPC_STAT' );
+  my ( $set ) = grep { $_->{id} == $S } list_semaphores( source => 'ipcs', ipcs => "$dir/ipcs" );
+  is_deeply( $ids->( $set ), [ @$want, 0640 ], '... for a semaphore set too (semctl IPC_STAT)' );
+  is( $shm{$X}{mode}, 0600, 'ipcs without execute bits: the mode as ipcs shows it, elsewhere than macOS' );
+  {
+    local $^O = 'darwin';
+    my ( $x ) = grep { $_->{id} == $X } list_segments( source => 'ipcs', ipcs => "$dir/ipcs" );
+    is( $x && $x->{mode}, 0700, '... on macOS (no execute bits in its ipcs) the mode from IPC_STAT' );
+  }
+  SKIP: {
+    my $other = getpwuid( $seg->{uid} == 0 ? 1 : 0 );
+    skip 'no second user name to cut short', 2 unless defined $other && length $other <= 8;
+    $fake->( $other, 'nosuchgr' );
+    my ( $h ) = grep { $_->{id} == $H } list_segments( source => 'ipcs', ipcs => "$dir/ipcs" );
+    is( $h && $h->{uid}, scalar getpwnam( $other ), "an owner name that resolves: its uid, elsewhere than Solaris" );
+    local $^O = 'solaris';
+    ( $h ) = grep { $_->{id} == $H } list_segments( source => 'ipcs', ipcs => "$dir/ipcs" );
+    is( $h && $h->{uid}, $seg->{uid}, '... on Solaris and illumos (names cut to 8 characters) the uid from IPC_STAT' );
+  }
+}
 SKIP: {
   skip 'no /proc/sysvipc here', 4 unless -r '/proc/sysvipc/shm';
   my ( $h ) = grep { $_->{id} == $H } list_segments( source => 'proc' );

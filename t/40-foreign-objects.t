@@ -22,7 +22,7 @@ use IPC::SysV qw(IPC_CREAT IPC_PRIVATE SETVAL GETVAL);
 use POSIX ();
 use Test::More;
 use SLTest ();
-BEGIN { *proc_rows = \&SLTest::proc_rows; *root_dir = \&SLTest::root_dir }
+BEGIN { *sysv_segments = \&SLTest::sysv_segments; *sysv_semaphores = \&SLTest::sysv_semaphores; *root_dir = \&SLTest::root_dir }
 
 my $root = root_dir();
 my $me   = abs_path( $0 );
@@ -78,13 +78,13 @@ sub content {
 # "shm ID" / "sem ID" => description of every object in the namespace.
 sub snapshot {
   my %o;
-  for my $r ( proc_rows( 'shm' ) ) {
-    $o{"shm $r->{shmid}"} = sprintf 'key=%d mode=%s size=%d cpid=%d content=%s', $r->{key}, $r->{perms}, $r->{size}, $r->{cpid},
-      content( $r->{shmid}, $r->{size} );
+  for my $r ( sysv_segments() ) {
+    $o{"shm $r->{id}"} = sprintf 'key=%d mode=%o removed=%s size=%d cpid=%d content=%s', $r->{key}, $r->{mode},
+      $r->{removed} // '?', $r->{size}, $r->{cpid}, content( $r->{id}, $r->{size} );
   }
-  for my $r ( proc_rows( 'sem' ) ) {
-    my @v = map { my $v = semctl( $r->{semid}, $_, GETVAL, 0 ); defined $v ? 0 + $v : 'err' } 0 .. $r->{nsems} - 1;
-    $o{"sem $r->{semid}"} = "key=$r->{key} mode=$r->{perms} nsems=$r->{nsems} values=@v";
+  for my $r ( sysv_semaphores() ) {
+    my @v = map { my $v = semctl( $r->{id}, $_, GETVAL, 0 ); defined $v ? 0 + $v : 'err' } 0 .. $r->{nsems} - 1;
+    $o{"sem $r->{id}"} = sprintf 'key=%d mode=%o nsems=%d values=%s', $r->{key}, $r->{mode}, $r->{nsems}, "@v";
   }
   return \%o;
 }
@@ -122,7 +122,7 @@ as_pid( $pids[0], sub {
   $s->store( join '', map { chr( $_ % 251 ) } 1 .. 10_000 );
 } );
 $seeded_by{$_} = 'the share at "foo"'
-  for map { my $r = $_; ( exists $r->{shmid} ? "shm $r->{shmid}" : "sem $r->{semid}" ) } proc_rows( 'shm' ), proc_rows( 'sem' );
+  for ( map { "shm $_->{id}" } sysv_segments() ), map { "sem $_->{id}" } sysv_semaphores();
 cmp_ok( scalar( keys %seeded_by ), '>=', 4, 'a share at key "foo": a semaphore set and a chain of 3' );
 
 for my $i ( 0 .. $#files ) {

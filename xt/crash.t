@@ -141,7 +141,7 @@ sub wait_text {
 }
 
 # shmid => { key, size, cpid, nattch } for every segment
-sub shm_table { map { $_->{shmid} => $_ } proc_rows( 'shm' ) }
+sub shm_table { map { $_->{id} => $_ } sysv_segments() }
 
 # Walk the chain by shmid: (ids, dangling?) - dangling when a link names a
 # segment that does not exist any more.

@@ -14,7 +14,7 @@
 # must not crash (no signal) nor hang (the alarm), each call must succeed or
 # croak with "IPC::ShareLite fetch() error" / "store() error" (num_segments may
 # also return undef), fetch and num_segments must create no segment (the
-# child's own segments in /proc/sysvipc/shm before and after), the child must
+# child's own segments in the listing of segments before and after), the child must
 # create none at all, a successful store must be fetched back as stored, and
 # no lock may be left held by the failed calls (a second handle of the child
 # gets LOCK_EX|LOCK_NB), and a link to a segment of another size (no segment
@@ -43,7 +43,7 @@ my $DATA   = $SIZE - 16;
 my $key    = new_key( 4 );
 my $tmp    = tmp_dir();
 
-sub shm_table { map { $_->{shmid} => $_ } proc_rows( 'shm' ) }
+sub shm_table { map { $_->{id} => $_ } sysv_segments() }
 
 my %decoy;    # same / other => shmid
 sub decoys {
@@ -80,7 +80,7 @@ alarm 2;
 my %pre;
 use IPC::ShareLite::Inspect ();
 sub mine {
-  my @ids = grep { !$pre{$_} } map { $_->{shmid} } grep { $_->{cpid} == $$ } IPC::ShareLite::Inspect::proc_rows( 'shm' );
+  my @ids = grep { !$pre{$_} } map { $_->{id} } grep { $_->{cpid} == $$ } IPC::ShareLite::Inspect::list_segments();
   return join ',', sort @ids;
 }
 %pre = map { $_ => 1 } split /,/, mine();

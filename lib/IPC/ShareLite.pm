@@ -713,9 +713,10 @@ on x86-64, macOS on x86-64 and arm64, Solaris and illumos on x86-64. What the
 code assumes there comes from their headers and kernel sources:
 C<SEM_UNDO> 010000, C<GETVAL> 5 and C<SETVAL> 8 (the classic values), C<IPC_STAT>
 12 on Solaris and illumos, NetBSD's C<semctl> being its C<__semctl50>, the
-"removed" bit of C<shm_perm.mode> (0x0400 on FreeBSD, NetBSD and macOS,
-0x0200 on OpenBSD; on Solaris and illumos a removed segment's id goes at
-once), macOS's C<shmid_ds> packed to 4 bytes, and the lists of segments
+"removed" bit of C<shm_perm.mode> (0x0400 on FreeBSD and NetBSD, 0x0200 on
+OpenBSD; macOS never shows it, as xnu refuses C<IPC_STAT> and C<shmat> on a
+segment marked removed, and on Solaris and illumos a removed segment's id
+goes at once), macOS's C<shmid_ds> packed to 4 bytes, and the lists of segments
 (FreeBSD's C<kern.ipc.shmsegs> sysctl, Solaris' and illumos' C<shmids(2)>).
 NetBSD, OpenBSD and macOS have no list here, so a chain segment orphaned by a
 writer killed in the middle of a store is not swept there (C<ipcrm -m>
@@ -729,7 +730,24 @@ blocking waiters can overtake it.
 
 F<Makefile.PL> writes no Makefile and exits 0 with "OS unsupported" on other
 systems (native Windows has no SysV IPC), which CPAN testers report as NA.
-The test suite reads F</proc/sysvipc> in places, so it runs on Linux only.
+
+The test suite sees SysV objects only through L<IPC::ShareLite::Inspect>'s
+listing (F</proc/sysvipc> where it can be read, C<ipcs> elsewhere), never
+through F</proc> directly, and takes key widths from its C<KEY_BITS>. What
+only Linux gives (the F</proc> listing itself, private namespaces through
+C<unshare>, choosing pids) skips elsewhere, saying why, as does a check the
+system cannot answer (the "removed" bit where C<ipcs> does not show it) and a
+test that needs more than the system's limits allow (found by trying, the
+limit named). This was tried on Linux made to look like another Unix
+(C<other-unix.sh> of the project's cross tools, run by its CI): F</proc/sysvipc>
+hidden under an empty tmpfs, the Linux-only commands C<unshare>, C<nsenter>
+and C<setpriv> failing as missing ones, a private IPC namespace; then also
+with macOS's default limits (C<shmmax> 4 MiB, C<shmmni> 32, C<shmall> 1024
+pages, 87 semaphores, 5 operations a call, and 8 attached segments a process
+through a preloaded C<shmat> that fails with EMFILE), and as user nobody. Not
+simulated: the BSDs' 64-bit C<key_t>, the other systems' C<ipcs> output (parsed
+from samples in the tests), and anything else of their kernels.
+
 macOS's default limits are small (8 segments a process, 32 in all) while every
 segment of a chain stays attached: there, give long values a larger C<-size>
 or raise C<kern.sysv.shmseg> and C<kern.sysv.shmmni>.

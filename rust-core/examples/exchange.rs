@@ -18,7 +18,7 @@
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use sharelite::{LockKind, OpenOptions, Wait};
+use sharelite::{Key, LockKind, OpenOptions, Wait};
 
 fn run() -> Result<ExitCode, Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().collect();
@@ -26,8 +26,17 @@ fn run() -> Result<ExitCode, Box<dyn std::error::Error>> {
         eprintln!("usage: exchange KEY MESSAGE [TIMEOUT_SECONDS]");
         return Ok(ExitCode::from(64));
     }
-    let key: i32 = match args[1].strip_prefix("0x") {
-        Some(hex) => u32::from_str_radix(hex, 16)? as i32,
+    // A key_t: 32 bits on Linux, macOS and Solaris, 64 on the BSDs. Hex
+    // gives the key's bits (0xfffffffe is -2 where a key_t has 32 bits).
+    let key: Key = match args[1].strip_prefix("0x") {
+        Some(hex) => {
+            let bits = u64::from_str_radix(hex, 16)?;
+            let key = bits as Key;
+            if key as u64 & (u64::MAX >> (64 - Key::BITS)) != bits {
+                return Err(format!("key {} does not fit a {}-bit key_t", args[1], Key::BITS).into());
+            }
+            key
+        }
         None => args[1].parse()?,
     };
     let timeout = Duration::from_secs_f64(args.get(3).map(|s| s.parse()).transpose()?.unwrap_or(10.0));

@@ -121,8 +121,8 @@ sub sem_values {
   return map { 0 + semctl( $id, $_, GETVAL, 0 ) } 0 .. 2;
 }
 
-# shmid => segment size, for every segment in the system.
-sub shm_sizes { return map { $_->{shmid} => $_->{size} } SLTest::proc_rows( 'shm' ) }
+# shmid => segment size, for every segment in the system (its listing).
+sub shm_sizes { return map { $_->{id} => $_->{size} } SLTest::sysv_segments() }
 
 # True when nothing is left of the share at $key: no head, no semaphore set,
 # and none of the @shmids (its chain seen earlier) exists any more.

@@ -23,15 +23,13 @@ sub import {
 }
 
 # Ids of every segment and semaphore set in the namespace, sorted:
-# { shm => [...], sem => [...] }.
-# The rows come from IPC::ShareLite::Inspect (loaded by SLTest).
+# { shm => [...], sem => [...] }, from the listing of SysV objects
+# (IPC::ShareLite::Inspect, loaded by SLTest).
 sub objects {
-  my %o;
-  for my $what ( 'shm', 'sem' ) {
-    -r "/proc/sysvipc/$what" or die "/proc/sysvipc/$what: $!";
-    $o{$what} = [ sort { $a <=> $b } map { $_->{ $what . 'id' } } IPC::ShareLite::Inspect::proc_rows( $what ) ];
-  }
-  return \%o;
+  return {
+    shm => [ sort { $a <=> $b } map { $_->{id} } SLTest::sysv_segments() ],
+    sem => [ sort { $a <=> $b } map { $_->{id} } SLTest::sysv_semaphores() ],
+  };
 }
 
 1;

@@ -14,6 +14,7 @@ use Exporter qw(import);
 use IPC::SysV qw(IPC_STAT IPC_RMID);
 use File::Spec ();
 use IPC::SharedMem ();
+use IPC::Semaphore ();
 
 our $VERSION = '0.18';
 
@@ -331,9 +332,14 @@ $path >> names the program (default C<ipcs> from C<PATH>, run with
 C<LC_ALL=C>). Croaks when no source can be read.
 
 From C<ipcs>, user and group names are turned into ids with C<getpwnam> and
-C<getgrnam> (a name the system does not know, or one C<ipcs> truncated,
-gives undef); the BSDs do not show whether a segment is marked for removal,
-and their C<ipcs> shows no pids for semaphore sets.
+C<getgrnam>. What an C<ipcs> cuts short is taken from C<IPC_STAT> where this
+process may read the object (L</segment_stat>; C<semctl> C<IPC_STAT> for a
+semaphore set): owners and groups whose names do not resolve (Solaris and
+illumos print names cut to 8 characters: there the ids always come from
+C<IPC_STAT>), and on macOS the permission bits (its C<ipcs> shows no execute
+bits). What still cannot be told is undef: the BSDs and macOS do not show
+whether a segment is marked for removal, and their C<ipcs> shows no pids
+for semaphore sets.
 
 =cut
 
@@ -352,7 +358,38 @@ sub _list {
     return map { _from_proc( $what, $_ ) } proc_rows( $file );
   }
   croak "unknown source '$source'" unless $source eq 'ipcs';
-  return @{ _ipcs( $opt{ipcs} )->{$what} };
+  my @rows = @{ _ipcs( $opt{ipcs} )->{$what} };
+  _fill_from_stat( $what, $_ ) for @rows;
+  return @rows;
+}
+
+# Fields of a row from ipcs that IPC_STAT gives instead, on the systems
+# whose ipcs cuts them short: Solaris and illumos print owner and group
+# names cut to 8 characters (one may resolve to another user), macOS shows
+# no execute bits.
+my %STAT_FIELDS = ( solaris => [qw(uid gid cuid cgid)], darwin => ['mode'] );
+
+# Completes a row from ipcs with IPC_STAT of its object, where this process
+# may read it: the fields above, and any owner or group left undefined (a
+# name that does not resolve).
+sub _fill_from_stat {
+  my ( $what, $row ) = @_;
+  my $st = $what eq 'shm' ? segment_stat( $row->{id} ) : _semaphore_stat( $row->{id} );
+  return unless $st;
+  $st->{mode} &= 0777;
+  $row->{$_} = $st->{$_} for @{ $STAT_FIELDS{$^O} || [] };
+  for ( qw(uid gid cuid cgid) ) { $row->{$_} = $st->{$_} unless defined $row->{$_} }
+}
+
+# semctl IPC_STAT of the semaphore set $id as a hash reference (the fields
+# of IPC::Semaphore's stat: uid, gid, cuid, cgid, mode, ctime, otime, nsems);
+# undef when it cannot be read.
+sub _semaphore_stat {
+  my $id = shift;
+  my $data = '';
+  semctl( $id, 0, IPC_STAT, $data ) or return undef;
+  my $st = IPC::Semaphore::stat::->new->unpack( $data );
+  return { map { $_ => $st->$_ } qw(uid gid cuid cgid mode ctime otime nsems) };
 }
 
 sub _from_proc {

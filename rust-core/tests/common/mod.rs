@@ -6,15 +6,25 @@
 //! segment type (`internals::Segment`), so the raw calls and the header
 //! layout are known in one place. What the crate has no call for stays
 //! here: a semaphore set's mode (its `semid_ds` and how the mode reads differ
-//! per system), the list of semaphore sets, and this process's mappings and
-//! start time (Linux's /proc). A test removes only what it made: objects
-//! whose ids it got back, or reached from them (a chain from its head);
-//! [`free_key`] gives keys at which nothing existed.
+//! per system), this process's start time, and whether this process has a
+//! segment mapped. A test removes only what it made: objects whose ids it
+//! got back, or reached from them (a chain from its head); [`free_key`]
+//! gives keys at which nothing existed.
+//!
+//! Not every system gives what a check needs: a list of segments
+//! (`sys::shm_list`: none on NetBSD, OpenBSD and macOS, nor on a Linux
+//! without /proc/sysvipc), a semaphore set's `IPC_STAT` in the libc crate
+//! (none for NetBSD, OpenBSD, Solaris and illumos), /proc/sysvipc/sem and
+//! /proc/self/maps (Linux only). There the helpers say so on stderr, once
+//! each ([`skipped`]), and return `None`; the check is skipped, never taken
+//! as passed. Nothing here panics inside a `Drop`.
 
 #![allow(dead_code)]
 
 use std::collections::{BTreeSet, HashSet};
-use std::sync::Mutex;
+use std::io::Write;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Mutex, MutexGuard};
 
 use sharelite::internals::sys::{self, Errno, Key, ShmStat, IPC_CREAT, IPC_PRIVATE};
 use sharelite::internals::{Segment, HEADER};
@@ -100,12 +110,32 @@ pub fn sem_val(semid: i32, n: i32) -> i32 {
     sys::sem_getval(semid, n).unwrap_or_else(|e| panic!("GETVAL failed: {e}"))
 }
 
-/// The permission bits of semaphore set `semid` (`semctl` `IPC_STAT`).
+/// Writes `msg` on stderr as it is, past the test harness's capture (which
+/// takes only `eprintln!`), so that a skip shows in `cargo test`'s output.
+pub fn note(msg: &str) {
+    let _ = writeln!(std::io::stderr(), "{msg}");
+}
+
+/// Says once per process, on stderr, that the checks needing `what` are
+/// skipped here and why.
+pub fn skipped(what: &'static str, why: &str) {
+    static SAID: Mutex<Vec<&'static str>> = Mutex::new(Vec::new());
+    let mut said = SAID.lock().unwrap_or_else(|e| e.into_inner());
+    if !said.contains(&what) {
+        said.push(what);
+        note(&format!("skipped here: the checks that need {what} ({why})"));
+    }
+}
+
+/// The permission bits of semaphore set `semid` (`semctl` `IPC_STAT`), or
+/// None where the libc crate declares no `semid_ds`, `semctl` or `IPC_STAT`
+/// for this system (NetBSD, OpenBSD, Solaris, illumos).
 ///
 /// The crate's sys layer has no such call: `semid_ds` differs per system.
-/// This is Linux's, its mode read as the sys layer reads a segment's
-/// (`sys::perm_mode`: qemu-user's 16-bit write on s390x undone).
-pub fn sem_mode(semid: i32) -> u32 {
+/// The mode is read as the sys layer reads a segment's (`sys::perm_mode`:
+/// qemu-user's 16-bit write on s390x undone; a no-op elsewhere).
+#[cfg(any(target_os = "linux", target_os = "freebsd", target_os = "macos", target_os = "ios"))]
+pub fn sem_mode(semid: i32) -> Option<u32> {
     // SAFETY: semid_ds is plain old data, so all zeroes is a valid value;
     // the fourth argument is a union semun whose `buf` points to it, valid
     // and writable for IPC_STAT to fill.
@@ -115,7 +145,16 @@ pub fn sem_mode(semid: i32) -> u32 {
         (libc::semctl(semid, 0, libc::IPC_STAT, arg), ds)
     };
     assert_eq!(rc, 0, "semctl IPC_STAT: {}", Errno::last());
-    sys::perm_mode(ds.sem_perm.mode as u32) & 0o777
+    // (By value: macOS's semid_ds is packed.)
+    let raw = ds.sem_perm.mode;
+    Some(sys::perm_mode(raw as u32) & 0o777)
+}
+
+/// See the other `sem_mode`: here the libc crate has no `semid_ds`.
+#[cfg(not(any(target_os = "linux", target_os = "freebsd", target_os = "macos", target_os = "ios")))]
+pub fn sem_mode(_semid: i32) -> Option<u32> {
+    skipped("a semaphore set's IPC_STAT", "the libc crate declares no semid_ds or semctl for this system");
+    None
 }
 
 // ----- segment headers and chains ------------------------------------------------------
@@ -168,72 +207,91 @@ pub fn chain_ids(head: i32) -> Vec<i32> {
 
 // ----- the system's lists ---------------------------------------------------------------
 
-/// Every segment as the system lists it (`sys::shm_list`: /proc/sysvipc/shm on Linux).
-fn shm_list() -> Vec<(i32, ShmStat)> {
-    sys::shm_list().expect("this system lists its segments (sys::shm_list)")
+/// Every segment as the system lists it (`sys::shm_list`: /proc/sysvipc/shm
+/// on Linux), or None (said once) where it gives no list.
+fn shm_list() -> Option<Vec<(i32, ShmStat)>> {
+    let list = sys::shm_list();
+    if list.is_none() {
+        skipped(
+            "the system's list of segments",
+            "sys::shm_list gives none: NetBSD, OpenBSD, macOS, a Linux without /proc/sysvipc",
+        );
+    }
+    list
 }
 
-/// Segment `id` as the system's list shows it.
+/// Segment `id` as the system's list shows it, or where there is no list as
+/// `IPC_STAT` shows it (the same fields). Panics when it is in neither.
 pub fn shm_listed(id: i32) -> ShmStat {
-    shm_list()
-        .into_iter()
-        .find_map(|(i, st)| (i == id).then_some(st))
-        .unwrap_or_else(|| panic!("shmid {id} not in the system's list of segments"))
+    match shm_list() {
+        Some(list) => list
+            .into_iter()
+            .find_map(|(i, st)| (i == id).then_some(st))
+            .unwrap_or_else(|| panic!("shmid {id} not in the system's list of segments")),
+        None => shm_stat(id).unwrap_or_else(|| panic!("shmid {id}: IPC_STAT fails")),
+    }
 }
 
 /// The perms column (octal) of semaphore set `semid` in /proc/sysvipc/sem
-/// (the crate lists no semaphore sets; it reads the table with `sys::ProcTable`).
-pub fn proc_sem_perms(semid: i32) -> u32 {
-    let text = std::fs::read_to_string("/proc/sysvipc/sem").expect("read /proc/sysvipc/sem");
+/// (the crate lists no semaphore sets; it reads the table with
+/// `sys::ProcTable`), or None (said once) where there is no such file.
+pub fn proc_sem_perms(semid: i32) -> Option<u32> {
+    let Ok(text) = std::fs::read_to_string("/proc/sysvipc/sem") else {
+        skipped("/proc/sysvipc/sem", "Linux only");
+        return None;
+    };
     let table = sys::ProcTable::parse(&text).expect("/proc/sysvipc/sem has a header");
     let (c_id, c_perms) = (table.column("semid").expect("semid column"), table.column("perms").expect("perms column"));
     let row = table.rows().iter().find(|f| f.get(c_id).and_then(|s| s.parse::<i32>().ok()) == Some(semid));
     let row = row.unwrap_or_else(|| panic!("semid {semid} not in /proc/sysvipc/sem"));
-    u32::from_str_radix(row[c_perms], 8).expect("perms in octal")
+    Some(u32::from_str_radix(row[c_perms], 8).expect("perms in octal"))
 }
 
 /// Does this process have segment `id` mapped? (In /proc/self/maps a SysV
-/// segment shows as /SYSV<key> with its shmid as the inode.)
-pub fn mapped_here(id: i32) -> bool {
-    std::fs::read_to_string("/proc/self/maps").is_ok_and(|maps| {
-        maps.lines().any(|l| {
-            let f: Vec<&str> = l.split_whitespace().collect();
-            f.len() >= 6 && f[5].starts_with("/SYSV") && f[4].parse::<i32>().ok() == Some(id)
-        })
-    })
+/// segment shows as /SYSV<key> with its shmid as the inode.) None where
+/// there is no /proc/self/maps (Linux only).
+pub fn mapped_here(id: i32) -> Option<bool> {
+    let maps = std::fs::read_to_string("/proc/self/maps").ok()?;
+    Some(maps.lines().any(|l| {
+        let f: Vec<&str> = l.split_whitespace().collect();
+        f.len() >= 6 && f[5].starts_with("/SYSV") && f[4].parse::<i32>().ok() == Some(id)
+    }))
 }
 
 /// Is segment `id` gone as far as this process goes: there is none, or it is
 /// marked for removal and this process does not have it mapped. (Another
 /// process may hold a removed segment a moment longer: a concurrent orphan
 /// sweep attaches every private segment of its size to read the header.)
+/// Where this process's mappings cannot be read, a removed segment counts
+/// as gone only once nobody has it attached.
 pub fn gone_here(id: i32) -> bool {
     match shm_stat(id) {
         None => true,
-        Some(st) => st.removed && !mapped_here(id),
+        Some(st) => st.removed && mapped_here(id).map_or(st.nattch == 0, |m| !m),
     }
 }
 
 /// When this process started, in seconds since the epoch (rounded down):
-/// /proc/self/stat's start time (clock ticks after boot) plus /proc/stat's
-/// boot time.
+/// the time [`START`] recorded before `main`.
 fn started() -> i64 {
-    static STARTED: std::sync::OnceLock<i64> = std::sync::OnceLock::new();
-    *STARTED.get_or_init(|| {
-        let stat = std::fs::read_to_string("/proc/self/stat").expect("read /proc/self/stat");
-        // The fields after the command name (which may hold spaces) in parentheses.
-        let rest = &stat[stat.rfind(')').expect("/proc/self/stat") + 2..];
-        let ticks: i64 = rest.split_whitespace().nth(19).and_then(|s| s.parse().ok()).expect("start time");
-        let boot: i64 = std::fs::read_to_string("/proc/stat")
-            .expect("read /proc/stat")
-            .lines()
-            .find_map(|l| l.strip_prefix("btime ")?.trim().parse().ok())
-            .expect("btime");
-        // SAFETY: sysconf only reads a system constant.
-        let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as i64;
-        boot + ticks / hz
-    })
+    START.load(Ordering::Relaxed)
 }
+
+/// Seconds since the epoch when this process started, set before `main` by
+/// [`record_start`] (every segment this process makes is at least as new).
+static START: AtomicI64 = AtomicI64::new(i64::MAX);
+
+/// Records [`START`]: run by the loader before `main`, from the section of
+/// constructors (`.init_array` on ELF systems, `__mod_init_func` on macOS).
+extern "C" fn record_start() {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
+    START.store(now, Ordering::Relaxed);
+}
+
+#[used]
+#[cfg_attr(any(target_os = "macos", target_os = "ios"), link_section = "__DATA,__mod_init_func")]
+#[cfg_attr(not(any(target_os = "macos", target_os = "ios")), link_section = ".init_array")]
+static RECORD_START: extern "C" fn() = record_start;
 
 /// Was segment `st` made by this very process? Its pid, and made since it
 /// started: a segment that an earlier process of the same pid made outlives
@@ -244,14 +302,26 @@ fn mine(st: &ShmStat) -> bool {
 
 /// IPC_PRIVATE segments of `size` bytes made by this very process (see
 /// `mine`) and not gone (see [`gone_here`]): the segments the code under
-/// test made in it (to see whether a call created or removed any).
-pub fn made_here(size: usize) -> BTreeSet<i32> {
-    shm_list()
-        .into_iter()
-        .filter(|(_, st)| st.key == IPC_PRIVATE && st.size == size && mine(st))
-        .filter(|&(id, st)| !st.removed || mapped_here(id))
-        .map(|(id, _)| id)
-        .collect()
+/// test made in it (to see whether a call created or removed any). None
+/// (said once) where the system gives no list of segments.
+pub fn made_here(size: usize) -> Option<BTreeSet<i32>> {
+    Some(
+        shm_list()?
+            .into_iter()
+            .filter(|(_, st)| st.key == IPC_PRIVATE && st.size == size && mine(st))
+            .filter(|&(id, st)| !st.removed || mapped_here(id).unwrap_or(st.nattch > 0))
+            .map(|(id, _)| id)
+            .collect(),
+    )
+}
+
+/// Asserts that the segments [`made_here`] of `size` are still `before`
+/// (skipped where there is no list: then `before` is None).
+pub fn assert_made_unchanged(size: usize, before: &Option<BTreeSet<i32>>, what: &str) {
+    if let Some(before) = before {
+        let now = made_here(size).expect("the system's list of segments went away");
+        assert_eq!(&now, before, "{what}");
+    }
 }
 
 /// Is segment `id` one this very process made (see `mine`)?
@@ -266,6 +336,63 @@ pub fn rmid_made_here(id: i32) {
         shm_rmid(id);
     }
 }
+
+// ----- the system's limits -------------------------------------------------------------
+
+/// Held by the tests that need many segments at once (see [`room`]).
+static ROOM: Mutex<()> = Mutex::new(());
+
+/// Room for up to `want` segments of `size` bytes, for one test: waits until
+/// no other test holds room, then tries how many such segments the system
+/// lets this process make now (IPC_PRIVATE, removed at once), up to `want`.
+/// Returns that count, and the guard that keeps the room the test's until it
+/// drops it. A count below `want` means the system refused one for a limit
+/// of its own, which is said on stderr: ENOSPC (segments in all, `shmmni`,
+/// or their total size), ENOMEM (total size, `shmall`), EINVAL (larger than
+/// a segment may be, `shmmax`). Any other error panics.
+pub fn room(want: usize, size: usize, test: &str) -> (usize, MutexGuard<'static, ()>) {
+    let guard = ROOM.lock().unwrap_or_else(|e| e.into_inner());
+    let mut made = vec![];
+    let mut refused = None;
+    while made.len() < want {
+        match sys::shmget(IPC_PRIVATE, size, 0o600 | IPC_CREAT) {
+            Ok(id) => made.push(id),
+            Err(e) => {
+                refused = Some(e);
+                break;
+            }
+        }
+    }
+    let got = made.len();
+    for id in made {
+        shm_rmid(id);
+    }
+    if let Some(e) = refused {
+        let limit = match e.0 {
+            libc::ENOSPC => "segments in all (shmmni) or their total size",
+            libc::ENOMEM => "the total size of segments (shmall)",
+            libc::EINVAL => "the size of one segment (shmmax)",
+            _ => panic!("{test}: shmget(IPC_PRIVATE, {size}) for room: {e}"),
+        };
+        note(&format!("{test}: room for {got} of the {want} segments of {size} bytes it wants: the system's limit on {limit} ({e})"));
+    }
+    (got, guard)
+}
+
+/// [`room`] for `n` segments of `size` bytes and a few more (for the tests
+/// running beside it), or None where the system allows fewer now: then the
+/// caller skips, the limit named on stderr.
+pub fn room_for(n: usize, size: usize, test: &str) -> Option<MutexGuard<'static, ()>> {
+    let (got, guard) = room(n + ROOM_MARGIN, size, test);
+    if got < n + ROOM_MARGIN {
+        note(&format!("{test}: skipped, it needs {n} segments of {size} bytes at once"));
+        return None;
+    }
+    Some(guard)
+}
+
+/// Segments left for the tests that run beside one holding [`room`].
+pub const ROOM_MARGIN: usize = 8;
 
 // ----- keys ----------------------------------------------------------------------------------
 
