@@ -293,7 +293,9 @@ impl Chain {
         }
     }
 
-    fn forget_rest(&mut self) {
+    /// Forgets (and detaches) every segment reached past the head: the next
+    /// use follows the links from the head again.
+    pub(crate) fn forget_rest(&mut self) {
         self.drop_from(0);
     }
 

@@ -571,7 +571,12 @@ impl Share {
         }
         let (head, seg_size) = (self.shmid, self.seg_size);
         let head_stat = sys::shm_stat(head).ok();
-        self.in_call()?.trim(1);
+        // The chain as it is now, from the head: what this handle reached
+        // earlier may have been cut and relinked by others since.
+        let mut chain = self.in_call()?;
+        chain.forget_rest();
+        chain.trim(1);
+        drop(chain);
         let _ = sys::shm_remove(head);
         orphans::sweep(head, head_stat, seg_size);
         // Dropping the chain unmaps the head now, so the segment goes at

@@ -1027,12 +1027,11 @@ fn removed_but_still_attached_segments_are_cut_off() {
     assert_eq!(c.fetch().unwrap(), value);
     let now = chain_ids(a.shmid());
     assert!(ids[1..].iter().all(|&id| !now.contains(&id)));
-    // `a` still trusts the chain it saw (shm_state unchanged), so its
-    // remove() misses the segments b linked instead; the orphan sweep takes
-    // them where the system lists its segments. Elsewhere they go by id.
+    // Removing through `a`, which reached the old segments, removes the
+    // chain as it is now: the segments b linked instead.
     drop((a, c));
     for id in &now[1..] {
-        rmid_made_here(*id);
+        assert!(gone_here(*id), "segment {id} that b linked is removed with the share");
     }
 }
 
