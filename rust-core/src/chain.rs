@@ -121,8 +121,8 @@ pub enum WalkStop {
 }
 
 /// Follows the chain from `head` (a segment of `seg_size` bytes) by
-/// `next_shmid`, checking every link as a reader does ([`follow`], the
-/// size, a missing segment) and reading each header through a read-only
+/// `next_shmid`, checking every link as a reader does (an invalid id, a
+/// loop, the size, a missing segment: [`LinkFault`]) and reading each header through a read-only
 /// attachment detached again at once: nothing is locked, written or
 /// created. Each segment is visited once, so the walk ends on any chain.
 pub fn walk(head: i32, seg_size: usize) -> Walk {

@@ -60,15 +60,19 @@ pub struct Header {
 }
 
 impl Header {
-    /// Reads the header of segment `shmid` (of `size` bytes, at least
-    /// [`HEADER`]) through a read-only attachment, detached again before
+    /// Reads the header of segment `shmid` (of `size` bytes, at least the
+    /// header's 16) through a read-only attachment, detached again before
     /// returning: a look that needs only read permission and writes nothing.
     pub fn peek(shmid: i32, size: usize) -> sys::Result<Header> {
+        if size < HEADER {
+            return Err(Errno(libc::EINVAL));
+        }
         let m = attachments::attach(shmid, size, Access::ReadOnly)?;
         let word = |off: usize| {
             // SAFETY: the mapping is page-aligned and at least HEADER bytes
-            // long (the caller's size, checked against IPC_STAT), so off is an
-            // aligned in-bounds u32; volatile because other processes write it.
+            // long (checked above; the callers take the size from IPC_STAT),
+            // so off is an aligned in-bounds u32; volatile because other
+            // processes write it.
             unsafe { ptr::read_volatile(m.get().as_ptr().add(off) as *const u32) }
         };
         Ok(Header {
@@ -79,8 +83,10 @@ impl Header {
         })
     }
 
-    /// The head this is a chained segment of, when it is one of ours
-    /// (tagged by [`Segment::init_chained`]).
+    /// The head this is a chained segment of, when it is one of ours (a
+    /// chained segment made by this implementation carries the tag
+    /// 0x534C4348, "SLCH", in `shm_state`, and its head's shmid in
+    /// `version`: doc/FORMAT.md, 6).
     pub fn tagged_head(&self) -> Option<i32> {
         (self.shm_state == CHAIN_TAG).then_some(self.version as i32)
     }
