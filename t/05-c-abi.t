@@ -1,6 +1,8 @@
 # The C ABI header the XS glue compiles against (xs/sharelite.h) declares
 # exactly the functions the Rust core exports (ffi/src/lib.rs), with the same
 # constants, and the built XS module exports nothing but its boot function.
+# Where cbindgen is installed, the header is what it makes of ffi/src/lib.rs
+# (t/tools/gen-header --check: the types too); CI always checks that.
 # The symbol tables are read with readelf -s (GNU binutils, old or new, and
 # the elftoolchain readelf of FreeBSD all print them alike); what no readelf
 # here can read, and the exports of a module linked without --exclude-libs
@@ -80,6 +82,13 @@ SKIP: {
   skip "readelf shows no dynamic symbol table (.dynsym) of the XS module", 1 unless $tables->{'.dynsym'};
   my @names = map { $_->[7] } grep { $_->[3] eq 'FUNC' && $_->[4] eq 'GLOBAL' && $_->[6] ne 'UND' } @{ $tables->{'.dynsym'} };
   is_deeply( \@names, ['boot_IPC__ShareLite'], 'the XS module exports only its boot function' );
+}
+
+SKIP: {
+  skip 'cbindgen not installed (cargo install cbindgen): the header is checked by name and count only', 1
+    unless `cbindgen --version 2>/dev/null` =~ /cbindgen/;
+  my $out = `'$root/t/tools/gen-header' --check 2>&1`;
+  is( $?, 0, 'xs/sharelite.h is what cbindgen makes of ffi/src/lib.rs, types included' ) or diag $out;
 }
 
 done_testing;
