@@ -91,18 +91,33 @@ sub reserve_key_block {
   die "no free block of $KEY_SPAN keys in 0x60000000 .. 0x6fffffff\n";
 }
 
+# The core's look at a key from outside (IPC::ShareLite::_look, our module
+# from blib), or undef where it is not built (with --ours-lib): then only
+# what is at the block's keys is found, not the private chained segments of
+# a share of ours.
+my $LOOK;
+sub core_look {
+  $LOOK //= eval {
+    local @INC = ( "$ROOT/blib/arch", "$ROOT/blib/lib", @INC );
+    require IPC::ShareLite;
+    IPC::ShareLite->can( '_look' );
+  } || 0;
+  return $LOOK || undef;
+}
+
 # Removes what a run left in the block reserve_key_block gave it: the
 # segments and semaphore sets at its keys, and the segments of every sound
-# chain hanging from a head there (ours chains private segments). Returns
-# how many objects were removed.
+# chain hanging from a head there (ours chains private segments), as the core
+# sees it. Returns how many objects were removed.
 sub release_key_block {
   my $first = shift;
   my ( %shm_ids, %sem_ids );
+  my $look = core_look();
   for my $key ( $first .. $first + $KEY_SPAN - 1 ) {
     my $shm = shmget( $key, 0, 0 );
     if ( defined $shm ) {
-      my $walk = IPC::ShareLite::Inspect::walk_chain( $shm );
-      $shm_ids{$_} = 1 for $walk->{state} eq 'ok' ? @{ $walk->{shmids} } : $shm;
+      my $l = $look && eval { $look->( $key ) };
+      $shm_ids{$_} = 1 for $l && $l->{found} eq 'share' && $l->{chain} eq 'ok' ? @{ $l->{shmids} } : $shm;
     }
     my $sem = semget( $key, 0, 0 );
     $sem_ids{$sem} = 1 if defined $sem;

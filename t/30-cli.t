@@ -134,7 +134,7 @@ sub mk {
   return substr( $s, 0, $len );
 }
 
-sub nsegs { return IPC::ShareLite::Inspect::segments_for( @_ ) }    # loaded by SLTest
+sub nsegs { return SLTest::nsegs( @_ ) }
 
 # A child holding locks: $n handles of $impl on $key, each locked $type.
 # Returns a function that releases them and reaps the child.

@@ -1,16 +1,13 @@
 # IPC::ShareLite::Inspect: key_t values (signed and unsigned, 64 bits on
 # the BSDs; t/34 covers how -key becomes a key), whether
-# a key is in use, the segment-count formula, headers and chain walks on
-# real segments (ok, cycle, dangling link, invalid id, a segment of another
-# size), the SysV listing (the default source on every system: the head,
+# a key is in use, the SysV listing (the default source on every system: the head,
 # a private segment, the semaphore set, the "removed" bit where the system
 # shows it), from /proc/sysvipc and from the real ipcs compared object by
 # object, what an ipcs cuts short taken from IPC_STAT (names that do not
 # resolve, Solaris' cut names, macOS' modes), the ipcs parser on sample output of FreeBSD,
-# NetBSD/OpenBSD, macOS, Solaris/illumos and util-linux, and orphans() on
-# real orphans made by children that exited, next to segments that must
-# never be taken for one. Every object is created here, known by its id, and
-# removed at the end.
+# NetBSD/OpenBSD, macOS, Solaris/illumos and util-linux. (What the core
+# sees from outside, chains and orphans, is t/28-look-from-outside.t.)
+# Every object is created here, known by its id, and removed at the end.
 
 use strict;
 use warnings;
@@ -46,25 +43,12 @@ sub segment {
   return $id;
 }
 
-sub header {
-  my ( $id, @h ) = @_;
-  shmwrite( $id, pack( 'l l L L', @h ), 0, 16 ) or die "shmwrite $id: $!";
-}
-
-sub gone_id {
-  my $id = segment( IPC_PRIVATE, 4096 );
-  shmctl( $id, IPC_RMID, 0 ) or die;
-  return $id;
-}
-
 # ------------------------------------------------------------ keys
 
 {
   is( signed_key( ~1 ), -2, 'signed_key of all bits but the lowest' );
   is( signed_key( 0xfffffffe ), KEY_BITS == 32 ? -2 : 4294967294, 'signed_key of 0xfffffffe' );
   is( signed_key( 5 ), 5, 'signed_key of a small key' );
-  is_deeply( [ map { segments_for( $_, 4096 ) } 0, 1, 4080, 4081, 8160, 8161 ], [ 1, 1, 1, 2, 2, 3 ], 'segments_for' );
-  is( segments_for( 300 * 1024, 65536 ), 5, 'segments_for 300 KB in 64 KB segments' );
 }
 
 # A 64-bit key_t (the BSDs), in a perl that takes itself for FreeBSD.
@@ -101,54 +85,13 @@ EOC
   ok( !key_in_use( IPC_PRIVATE ), '... IPC_PRIVATE never is' );
 }
 
-# ------------------------------------------------------------ headers and chains
+# ------------------------------------------------------------ objects to list
 
 my $K = free_key();
 my $H = segment( $K, 4096 );
 my ( $C1, $C2 ) = map { segment( IPC_PRIVATE, 4096 ) } 1, 2;
-header( $H, $C1, 5000, 1, 7 );
-header( $C1, $C2, 0, CHAIN_TAG, $H );
-header( $C2, -1, 0, CHAIN_TAG, $H );
-{
-  is_deeply( read_header( $H ), { next_shmid => $C1, length => 5000, shm_state => 1, version => 7 }, 'read_header' );
-  is_deeply( read_header( $C2 ), { next_shmid => -1, length => 0, shm_state => 0x534c4348, version => $H },
-    'read_header of a tagged chained segment' );
-  my $gone = gone_id();
-  ok( !defined read_header( $gone ), 'read_header of a removed segment: undef' );
-  ok( $! == Errno::EINVAL() || $! == Errno::EIDRM(), '... with EINVAL' );
-  is( segment_size( $H ), 4096, 'segment_size' );
-  is( segment_stat( $H )->{cpid}, $$, 'segment_stat: cpid' );
-
-  my $w = walk_chain( $H );
-  is_deeply( [ @$w{qw(shmids state error size)} ], [ [ $H, $C1, $C2 ], 'ok', undef, 4096 ], 'walk_chain: ok' );
-  is( $w->{head}{length}, 5000, 'walk_chain: the head header' );
-
-  header( $C2, $H, 0, CHAIN_TAG, $H );
-  $w = walk_chain( $H );
-  is_deeply( [ @$w{qw(shmids state)} ], [ [ $H, $C1, $C2 ], 'cycle' ], 'a cycle: each segment once' );
-  like( $w->{error}, qr/segment $C2 links back to segment $H/, '... and where' );
-
-  header( $C2, $gone, 0, CHAIN_TAG, $H );
-  $w = walk_chain( $H );
-  is_deeply( [ @$w{qw(shmids state)} ], [ [ $H, $C1, $C2 ], 'broken' ], 'a link to a removed segment: broken' );
-  like( $w->{error}, qr/segment $C2 links to segment $gone/, '... and where' );
-
-  header( $C2, -7, 0, CHAIN_TAG, $H );
-  $w = walk_chain( $H );
-  is( $w->{state}, 'broken', 'an invalid id: broken' );
-  like( $w->{error}, qr/invalid next_shmid -7/, '... says so' );
-
-  my $F = segment( IPC_PRIVATE, 8192 );
-  header( $F, -1, 0, CHAIN_TAG, $H );
-  header( $C2, $F, 0, CHAIN_TAG, $H );
-  $w = walk_chain( $H );
-  is_deeply( [ @$w{qw(shmids state)} ], [ [ $H, $C1, $C2, $F ], 'foreign' ], 'a segment of another size: foreign' );
-  header( $C2, -1, 0, CHAIN_TAG, $H );
-
-  $w = walk_chain( $gone );
-  is_deeply( [ @$w{qw(shmids state)} ], [ [], 'error' ], 'walk from a removed head: error, no shmids' );
-  is( walk_chain( $H, limit => 2 )->{state}, 'too-long', 'limit' );
-}
+is( segment_stat( $H )->{cpid}, $$, 'segment_stat: cpid' );
+is( segment_stat( $H )->{segsz}, 4096, 'segment_stat: size' );
 
 # ------------------------------------------------------------ listing
 
@@ -391,72 +334,6 @@ EOT
   is_deeply( parse_ipcs( "IPC status from <running system>\n" ), { shm => [], sem => [] }, 'nothing to list' );
   my $unknown = parse_ipcs( "T ID KEY MODE OWNER GROUP\nShared Memory:\nm 7 0x1 --rw-rw-rw- nosuchuser.x nosuchgrp.x\n" );
   ok( !defined $unknown->{shm}[0]{uid} && !defined $unknown->{shm}[0]{gid}, 'an unknown owner name: uid undef' );
-}
-
-# ------------------------------------------------------------ orphans
-
-# A segment made by a child that then exits: its creator is dead.
-sub child_segment {
-  my ( $key, $size, @h ) = @_;
-  pipe( my $r, my $w ) or die "pipe: $!";
-  my $pid = fork // die "fork: $!";
-  if ( !$pid ) {
-    close $r;
-    my $id = shmget( $key, $size, IPC_CREAT | IPC_EXCL | 0600 );
-    shmwrite( $id, pack( 'l l L L', @h ), 0, 16 ) if defined $id && @h;
-    print {$w} defined $id ? $id : -1;
-    close $w;
-    POSIX::_exit( 0 );
-  }
-  close $w;
-  my $id = <$r>;
-  waitpid( $pid, 0 );
-  die "child could not create a segment" unless defined $id && $id >= 0;
-  push @SHM, $id;
-  return ( $id, $pid );
-}
-
-{
-  my $gone = gone_id();
-  my ( $o1, $pid1 ) = child_segment( IPC_PRIVATE, 4096, -1, 0, CHAIN_TAG, $gone );    # head gone
-  my ( $o2, $pid2 ) = child_segment( IPC_PRIVATE, 4096, -1, 0, CHAIN_TAG, $H );        # head lives, no link
-  my ( $o3 ) = child_segment( IPC_PRIVATE, 4096, -1, 0, CHAIN_TAG, $H );               # linked from the chain
-  header( $C2, $o3, 0, CHAIN_TAG, $H );
-  my ( $o4 ) = child_segment( IPC_PRIVATE, 4096 );                                      # untagged (all zero)
-  my ( $o5 ) = child_segment( IPC_PRIVATE, 4096, -1, 0, CHAIN_TAG, $gone );            # attached here
-  my $addr = IPC::SysV::shmat( $o5, undef, 0 );
-  ok( defined $addr, 'attached one of them' );
-  my $o6 = segment( IPC_PRIVATE, 4096 );                                                # creator alive (us)
-  header( $o6, -1, 0, CHAIN_TAG, $gone );
-  my ( $o7 ) = child_segment( free_key(), 4096, -1, 0, CHAIN_TAG, $gone );             # not private
-  my ( $o8 ) = child_segment( IPC_PRIVATE, 4096, -1, 0, CHAIN_TAG + 1, $gone );        # another tag
-
-  ok( !process_alive( $pid1 ), 'process_alive: a reaped child is dead' );
-  ok( process_alive( $$ ), 'process_alive: we are alive' );
-  ok( process_alive( 0 ) && process_alive( undef ), 'process_alive: an unknown pid is never dead' );
-
-  my %mine = map { $_ => 1 } $o1, $o2, $o3, $o4, $o5, $o6, $o7, $o8, $H, $C1, $C2;
-  my @found = orphans( ids => [ keys %mine ] );
-  is_deeply( [ sort { $a->{id} <=> $b->{id} } @found ],
-    [ sort { $a->{id} <=> $b->{id} } { id => $o1, head => $gone, size => 4096, mode => 0600, uid => $<, cpid => $pid1, reason => 'head gone' },
-      { id => $o2, head => $H, size => 4096, mode => 0600, uid => $<, cpid => $pid2,
-        reason => 'not in the chain of its head' } ],
-    'orphans: the one whose head is gone and the one its head does not link; nothing else of ours' );
-
-  ok( !remove_orphan( $o3 ), 'remove_orphan refuses a linked segment' );
-  like( $@, qr/no longer an orphan/, '... and says why' );
-  ok( !remove_orphan( $o6 ), 'remove_orphan refuses one whose creator lives' );
-  ok( defined segment_stat( $o3 ) && defined segment_stat( $o6 ), 'both still there' );
-  my ( $f1 ) = grep { $_->{id} == $o1 } @found;
-  ok( remove_orphan( $f1 ), 'remove_orphan removes a real orphan' ) or diag $@;
-  ok( !defined segment_stat( $o1 ), '... it is gone' );
-  ok( !remove_orphan( $f1 ), 'a second remove_orphan fails' );
-  like( $@, qr/segment $o1/, '... naming the segment' );
-  IPC::SysV::shmdt( $addr );
-  ok( ( grep { $_->{id} == $o5 } orphans( ids => [ $o5 ] ) ), 'detached, it is an orphan too' );
-  is_deeply( [ map { $_->{id} } orphans( ids => [ keys %mine ], heads => [ $H ] ) ], [ $o2 ], 'heads: only the orphans of that head' );
-  is_deeply( [ orphans( ids => [] ) ], [], 'ids => []: nothing looked at' );
-  ok( defined segment_stat( $_ ), "segment $_ untouched" ) for $o2, $o3, $o4, $o5, $o6, $o7, $o8, $H, $C1, $C2;
 }
 
 done_testing();

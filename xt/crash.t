@@ -148,8 +148,14 @@ sub shm_table { map { $_->{id} => $_ } sysv_segments() }
 sub chain_state {
   my $id = shmget( $key, 0, 0 );
   return ( [], 0 ) unless defined $id;
-  my $w = IPC::ShareLite::Inspect::walk_chain( $id );
-  return ( $w->{shmids}, $w->{state} eq 'broken' ? 1 : 0 );
+  my ( @ids, %seen );
+  while ( $id != -1 && !$seen{$id}++ ) {
+    return ( \@ids, 1 ) if $id < 0;
+    my ( $next ) = SLTest::header_of( $id ) or return ( \@ids, 1 );
+    push @ids, $id;
+    $id = $next;
+  }
+  return ( \@ids, 0 );
 }
 
 # Run $code with a 20 s alarm; returns (result, error). (Not SLTest's timed,
@@ -380,8 +386,8 @@ sub remove_and_check {
   # Removed only when its header proves it a chained segment of this share
   # (our tag and this head's shmid); any other is reported, never touched.
   for my $id ( @left ) {
-    my $h = @ids && IPC::ShareLite::Inspect::read_header( $id ) or next;
-    shmctl( $id, IPC_RMID, 0 ) if $h->{shm_state} == IPC::ShareLite::Inspect::CHAIN_TAG() && $h->{version} == $ids[0];
+    my ( undef, undef, $state, $head ) = @ids ? SLTest::header_of( $id ) : () or next;
+    shmctl( $id, IPC_RMID, 0 ) if $state == 0x534c4348 && $head == $ids[0];    # our tag, this head
   }
   my @inblock = grep { $t{$_}{key} >= $key && $t{$_}{key} <= $key + $SPAN } keys %t;
   $bad->( 'no keyed segment left', "round $round: " . @inblock . ' keyed segments' ) if @inblock;

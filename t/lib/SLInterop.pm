@@ -23,7 +23,8 @@ our @EXPORT = qw(
   tmp_dir put_file reap_agents sem_values shm_sizes share_gone nsegs child_lib
 );
 
-our $WAIT_CAP = 20;    # seconds, every wait loop
+# Seconds every wait loop waits at most: the children's ($SLInterop::Child).
+our $WAIT_CAP = $SLInterop::Child::WAIT_CAP;
 
 sub selftest { $ENV{SHARELITE_INTEROP_SELFTEST} ? 1 : 0 }
 
@@ -34,7 +35,7 @@ sub real_impl { my $i = shift; return selftest() && $i eq 'ours' ? 'orig' : $i }
 sub directions { return ( [ 'ours', 'orig' ], [ 'orig', 'ours' ] ) }
 
 # Segments needed for $len bytes with segment size $size.
-sub nsegs { return IPC::ShareLite::Inspect::segments_for( @_ ) }
+sub nsegs { return SLTest::nsegs( @_ ) }
 
 sub tmp_dir {
   my $d = File::Temp::tempdir( 'slinterop.XXXXXX', TMPDIR => 1, CLEANUP => 1 );

@@ -28,7 +28,7 @@ our @ISA = ('Exporter');
 our @EXPORT = qw(
   new_key root_dir ref_lib have_ref need_ref impl_under_test
   perl_cmd run_impl spawn_impl wait_child chain_shmids purge_key
-  leaked_objects no_leaks_ok note_pid impls other_impl sysv_segments sysv_semaphores
+  leaked_objects no_leaks_ok impls other_impl sysv_segments sysv_semaphores
   timed sem_counts watchdog adopt own_shm own_sem key_candidates
   can_switch_to_nobody
 );
@@ -37,7 +37,7 @@ our @EXPORT = qw(
 # new() called the two ways those tests call it, and what appeared in ipcs
 # while a command ran.
 our @EXPORT_OK = qw(shm_row sem_row_by_key perms_of_shm perms_of_sem real_size exists_share new_bounded new_or_diag
-  ipc_objects created_since shm_gone header_of no_room_for);
+  ipc_objects created_since shm_gone header_of no_room_for nsegs);
 
 my $ROOT     = abs_path( File::Spec->catdir( dirname( __FILE__ ), '..', '..' ) );
 my $MAIN_PID = $$;
@@ -209,9 +209,6 @@ sub spawn_impl {
   return $pid;
 }
 
-# Kept for callers, does nothing: a pid never tells what is ours (pids
-# are reused).
-sub note_pid { }
 
 # Wait for a child; returns its exit code (or 128+signal).
 sub wait_child {
@@ -295,6 +292,15 @@ sub own_sem {
     $OWN_SEM{$id} = $now->{$id}{key};
   }
   return wantarray ? @_ : $_[0];
+}
+
+# How many segments (head included) a value of $len bytes takes in segments
+# of $size bytes (doc/FORMAT.md, 3): the tests' own count, which real chains
+# must have.
+sub nsegs {
+  my ( $len, $size ) = @_;
+  my $data = $size - 16;
+  return $len <= 0 ? 1 : int( ( $len + $data - 1 ) / $data );
 }
 
 # The 16-byte header of segment $id (doc/FORMAT.md, 2): next_shmid, length,

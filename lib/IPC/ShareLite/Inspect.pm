@@ -1,8 +1,8 @@
 package IPC::ShareLite::Inspect;
 
-# Read-only knowledge of the objects behind a share, in pure Perl: key_t
-# values, the segment header, the chain, the SysV objects of the host, and orphaned
-# chained segments. Nothing here locks, attaches for writing or creates.
+# What has to stay pure Perl: listing the host's SysV objects, whether a key
+# is in use, key_t values. Nothing here knows the share format (the Rust core
+# does), locks, attaches for writing or creates.
 
 use strict;
 use warnings;
@@ -11,7 +11,7 @@ use Carp qw(croak);
 use Config ();
 use Errno ();
 use Exporter qw(import);
-use IPC::SysV qw(IPC_STAT IPC_RMID);
+use IPC::SysV qw(IPC_STAT);
 use File::Spec ();
 use IPC::SharedMem ();
 use IPC::Semaphore ();
@@ -19,18 +19,14 @@ use IPC::Semaphore ();
 our $VERSION = '0.18';
 
 our @EXPORT_OK = qw(
-  KEY_BITS signed_key unsigned_key key_in_use
-  HEADER_SIZE CHAIN_TAG read_header segment_stat segment_size walk_chain segments_for
+  KEY_BITS signed_key unsigned_key key_in_use segment_stat
   proc_rows list_segments list_semaphores parse_ipcs
-  process_alive orphans remove_orphan
 );
 our %EXPORT_TAGS = ( all => \@EXPORT_OK );
 
-use constant HEADER_SIZE => 16;
 # A key_t: 32 bits on Linux, macOS and Solaris, a long on the BSDs
 # (IPC::ShareLite's _KEY_BITS says the same).
-use constant KEY_BITS => $^O =~ /\A(?:freebsd|netbsd|openbsd|dragonfly)\z/ ? 8 * $Config::Config{longsize} : 32;
-use constant CHAIN_TAG   => 0x534c4348;    # 'SLCH', see rust-core/src/segment.rs
+use constant KEY_BITS => $^O =~ /\A(?:freebsd|netbsd|openbsd)\z/ ? 8 * $Config::Config{longsize} : 32;
 
 =head1 NAME
 
@@ -40,30 +36,23 @@ IPC::ShareLite::Inspect - look at IPC::ShareLite shares without opening them
 
     use IPC::ShareLite::Inspect qw(:all);
 
-    my $key  = $share->key;                        # an IPC::ShareLite's
-    my $head = shmget( $key, 0, 0 );
-    my $h    = read_header( $head );               # next_shmid, length, ...
-    my $walk = walk_chain( $head );                # shmids, state, error
-    printf "%d bytes in %d segments (%s)\n", $h->{length},
-      scalar @{ $walk->{shmids} }, $walk->{state};
-
-    for my $seg ( list_segments() ) { ... }        # every SysV segment
-    for my $o ( orphans() ) { remove_orphan( $o ) }
+    for my $seg ( list_segments() ) {              # every SysV segment
+      printf "%d at key 0x%08x, %d bytes\n", $seg->{id}, unsigned_key( $seg->{key} ), $seg->{size};
+    }
+    my $taken = key_in_use( 1971 );
 
 =head1 DESCRIPTION
 
-One copy of what the Perl side of this distribution knows about the objects
-behind a share (see F<doc/FORMAT.md>): the width of a key, the 16-byte
-segment header, following a chain of segments, listing the SysV segments and
-semaphore sets of the host, and finding chained segments this implementation
-made whose share is gone. Used by the C<sharelite> command, the test
-libraries and the benchmark; pure Perl (L<IPC::SysV> and perl's builtin
-C<shmread>, C<shmctl>, C<semctl>), so it works without the compiled part.
-
-Nothing here takes a lock, attaches a segment for writing, or creates
-anything. What it reads is a snapshot taken without the share's lock: a
-store running meanwhile can show as a broken chain. The only function that
-changes anything is L</remove_orphan>.
+What the Perl side of this distribution needs in pure Perl, so that it works
+where the module's compiled part is not loaded (the test libraries, the
+benchmark's children running the original 0.17): listing the SysV segments
+and semaphore sets of the host (F</proc/sysvipc> where it can be read, the
+output of L<ipcs(1)> elsewhere), whether a key is in use, the width of a
+C<key_t> and its values, and C<IPC_STAT> of a segment. It knows nothing of
+the share format: what is a share, a chain's state and which segments are
+orphans are the Rust core's to say (F<doc/FORMAT.md>, section 8; the
+C<sharelite> command asks it). Nothing here takes a lock, attaches a segment
+for writing, or creates anything.
 
 Nothing is exported by default; C<:all> exports every function below.
 
@@ -126,40 +115,7 @@ sub key_in_use {
   return 0;
 }
 
-=head1 SEGMENTS AND CHAINS
-
-=head2 HEADER_SIZE
-
-=head2 CHAIN_TAG
-
-    my $bytes = HEADER_SIZE;    # 16
-    my $tag   = CHAIN_TAG;      # 0x534c4348
-
-Constants: the 16 bytes of header at the start of every segment, and
-0x534c4348 (C<'SLCH'>), the tag this implementation writes into the
-C<shm_state> field of the chained segments it creates (their C<version>
-field then holds the shmid of the head they were made for).
-
-=head2 read_header
-
-    my $header = read_header( $shmid );
-
-The header of segment C<$shmid>, read with C<shmread>, as a hash reference
-C<< { next_shmid, length, shm_state, version } >> (native-endian: two signed
-and two unsigned 32-bit integers). Undef with C<$!> set when the segment
-cannot be read (EACCES, EINVAL for one that is gone or smaller than 16
-bytes).
-
-=cut
-
-sub read_header {
-  my $id = shift;
-  my $buf;
-  shmread( $id, $buf, 0, HEADER_SIZE ) or return undef;
-  my %h;
-  @h{qw(next_shmid length shm_state version)} = unpack 'l l L L', $buf;
-  return \%h;
-}
+=head1 SEGMENTS
 
 =head2 segment_stat
 
@@ -178,124 +134,6 @@ sub segment_stat {
   shmctl( $id, IPC_STAT, $data ) or return undef;
   my $st = IPC::SharedMem::stat::->new->unpack( $data );
   return { map { $_ => $st->$_ } qw(uid gid cuid cgid mode segsz lpid cpid nattch atime dtime ctime) };
-}
-
-=head2 segment_size
-
-    my $bytes = segment_size( $shmid );
-
-The size in bytes of segment C<$shmid> (C<shm_segsz>), undef with C<$!> set
-on failure.
-
-=cut
-
-sub segment_size {
-  my $st = segment_stat( $_[0] ) or return undef;
-  return $st->{segsz};
-}
-
-=head2 walk_chain
-
-    my $walk = walk_chain( $head_shmid, %options );
-
-Follows C<next_shmid> from the head, reading each header with C<shmread>.
-Returns a hash reference:
-
-=over
-
-=item C<shmids>
-
-The shmids reached, the head first (empty when the head cannot be read).
-
-=item C<state>
-
-C<ok>; C<broken> (a link to a segment that is gone, or an invalid id);
-C<cycle> (a link back into the chain); C<foreign> (a segment of another
-size than the head; the walk goes on past it); C<too-long> (more segments
-than C<< limit => N >>, when given); C<unreadable> (no permission to read a
-segment); C<error> (the head could not be read for another reason).
-
-=item C<error>
-
-When the state is not C<ok>: what was found and where, in words.
-
-=item C<head>
-
-The head's header as L</read_header> returns it, undef when unreadable.
-
-=item C<size>
-
-The head's size, undef when unknown.
-
-=back
-
-Each segment is visited once, so the walk ends even on a hostile chain.
-
-=cut
-
-sub walk_chain {
-  my ( $head, %opt ) = @_;
-  my %w = ( shmids => [], state => 'ok', error => undef, head => undef, size => undef );
-  my $fail = sub {
-    my ( $state, $error ) = @_;
-    @w{qw(state error)} = ( $state, $error ) if $w{state} eq 'ok' || $w{state} eq 'foreign';
-  };
-  my $h = read_header( $head );
-  unless ( $h ) {
-    $fail->( $! == Errno::EACCES() ? 'unreadable' : 'error', "head segment $head: $!" );
-    return \%w;
-  }
-  $w{head} = $h;
-  $w{size} = segment_size( $head );
-  my @ids  = ( $head );
-  my %seen = ( $head => 1 );
-  my $next = $h->{next_shmid};
-  while ( $next != -1 ) {
-    if ( $next < 0 ) {
-      $fail->( 'broken', "invalid next_shmid $next after segment $ids[-1]" );
-      last;
-    }
-    if ( $seen{$next}++ ) {
-      $fail->( 'cycle', "segment $ids[-1] links back to segment $next" );
-      last;
-    }
-    if ( defined $opt{limit} && @ids >= $opt{limit} ) {
-      $fail->( 'too-long', "more than $opt{limit} segments" );
-      last;
-    }
-    my $nh = read_header( $next );
-    unless ( $nh ) {
-      my $why = "$!";
-      $fail->( $! == Errno::EACCES() ? 'unreadable' : 'broken', "segment $ids[-1] links to segment $next: $why" );
-      last;
-    }
-    my $size = segment_size( $next );
-    if ( defined $size && defined $w{size} && $size != $w{size} && $w{state} eq 'ok' ) {
-      $fail->( 'foreign', "segment $next is $size bytes, not $w{size}" );
-    }
-    push @ids, $next;
-    $next = $nh->{next_shmid};
-  }
-  $w{shmids} = \@ids;
-  return \%w;
-}
-
-=head2 segments_for
-
-    my $count = segments_for( $length, $segment_size );
-
-How many segments, head included, a value of C<$length> bytes occupies in
-segments of C<$segment_size> bytes: C<ceil($length / ($segment_size - 16))>,
-at least 1.
-
-=cut
-
-sub segments_for {
-  my ( $len, $size ) = @_;
-  my $data = $size - HEADER_SIZE;
-  croak "segments_for: a segment of $size bytes holds no data" if $data <= 0;
-  return 1 if $len <= 0;
-  return int( ( $len + $data - 1 ) / $data );
 }
 
 =head1 LISTING SYSV OBJECTS
@@ -593,179 +431,6 @@ sub _run {
   croak "cannot run '$prog @args' (exit status " . ( $? >> 8 ) . ")" if $?;
   return defined $out ? $out : '';
 }
-
-=head1 ORPHANED SEGMENTS
-
-=head2 process_alive
-
-    my $alive = process_alive( $pid );
-
-False only when C<kill 0> says there is no process C<$pid> (ESRCH); true
-for a live one, one of another user (EPERM), and for a pid that is 0,
-negative or undefined (unknown: never taken for dead).
-
-=cut
-
-sub process_alive {
-  my $pid = shift;
-  return 1 unless defined $pid && $pid =~ /\A\d+\z/ && $pid > 0;
-  return 1 if kill 0, $pid;
-  return $! == Errno::ESRCH() ? 0 : 1;
-}
-
-=head2 orphans
-
-    my @orphans = orphans( %options );
-
-Chained segments made by this implementation whose share is gone (removed
-by 0.17, by C<ipcrm>, or by a process killed while removing it), which
-nothing ever reclaims otherwise. A segment is one only when all of these
-hold:
-
-=over
-
-=item *
-
-its key is 0 (C<IPC_PRIVATE>, as every chained segment of ours) and it is
-not marked for removal;
-
-=item *
-
-it is attached nowhere (C<nattch> 0) and the process that created it is
-gone (C<kill 0> fails with ESRCH);
-
-=item *
-
-its header carries the tag L</CHAIN_TAG> in C<shm_state>, and C<version>
-holds the shmid of its head;
-
-=item *
-
-no segment with that shmid exists (C<IPC_STAT> fails with EINVAL or EIDRM),
-or one exists (shmids are reused) and the walk of its chain, which must
-complete, does not reach this segment.
-
-=back
-
-Anything that cannot be read or decided is left out. Returns a list of hash
-references: C<id>, C<head> (the shmid of the head it was made for),
-C<size>, C<mode>, C<uid>, C<cpid>, C<reason> (C<head gone> or C<not in the
-chain of its head>). Options:
-
-=over
-
-=item C<< ids => [ SHMID, ... ] >>
-
-Look only at these segments: no other segment is read at all.
-
-=item C<< heads => [ SHMID, ... ] >>
-
-Keep only the orphans made for one of these heads.
-
-=item C<source>, C<ipcs>
-
-As for L</list_segments>.
-
-=back
-
-=cut
-
-sub orphans {
-  my %opt   = @_;
-  my %ids   = map { $_ => 1 } @{ $opt{ids} || [] };
-  my %heads = map { $_ => 1 } @{ $opt{heads} || [] };
-  my @found;
-  for my $seg ( list_segments( map { $_ => $opt{$_} } grep { exists $opt{$_} } qw(source ipcs) ) ) {
-    next if $opt{ids} && !$ids{ $seg->{id} };
-    my $o = _orphan( $seg ) or next;
-    next if $opt{heads} && !$heads{ $o->{head} };
-    push @found, $o;
-  }
-  return @found;
-}
-
-sub _orphan {
-  my $seg = shift;
-  return undef unless defined $seg->{key} && $seg->{key} == 0;
-  return undef if $seg->{removed};
-  return undef unless defined $seg->{nattch} && $seg->{nattch} == 0;
-  return undef if process_alive( $seg->{cpid} );
-  my $h = read_header( $seg->{id} ) or return undef;
-  return undef unless $h->{shm_state} == CHAIN_TAG;
-  my $head = $h->{version};
-  return undef if $head == $seg->{id} || $head > 0x7fffffff;
-  my $reason;
-  if ( segment_stat( $head ) ) {
-    my $walk = walk_chain( $head );
-    return undef if $walk->{state} eq 'unreadable' || $walk->{state} eq 'error';
-    return undef if grep { $_ == $seg->{id} } @{ $walk->{shmids} };
-    $reason = 'not in the chain of its head';
-  } elsif ( $! == Errno::EINVAL() || $! == Errno::EIDRM() ) {
-    $reason = 'head gone';
-  } else {
-    return undef;
-  }
-  return {
-    id     => $seg->{id},
-    head   => $head,
-    size   => $seg->{size},
-    mode   => $seg->{mode},
-    uid    => $seg->{uid},
-    cpid   => $seg->{cpid},
-    reason => $reason,
-  };
-}
-
-=head2 remove_orphan
-
-    my $removed = remove_orphan( $orphan );
-
-Checks the segment of C<$orphan> (a hash reference from L</orphans>, or a
-shmid) again from a fresh C<IPC_STAT> and header, exactly as L</orphans>
-does, and removes it (C<IPC_RMID>) only if it still is one: the same
-creator, still attached nowhere. Returns true when removed; false with
-C<$@> saying why not.
-
-=cut
-
-sub remove_orphan {
-  my $o  = shift;
-  my $id = ref $o ? $o->{id} : $o;
-  $@ = '';
-  my $st = segment_stat( $id );
-  unless ( $st ) {
-    $@ = "segment $id: $!";
-    return 0;
-  }
-  my $seg = {
-    id      => $id,
-    key     => _key_of( $id ),
-    removed => undef,
-    nattch  => $st->{nattch},
-    cpid    => $st->{cpid},
-    size    => $st->{segsz},
-    mode    => $st->{mode} & 0777,
-    uid     => $st->{uid},
-  };
-  my $now = _orphan( $seg );
-  if ( !$now || ( ref $o && ( $o->{cpid} // -1 ) != $st->{cpid} ) ) {
-    $@ = "segment $id is no longer an orphan";
-    return 0;
-  }
-  unless ( shmctl( $id, IPC_RMID, 0 ) ) {
-    $@ = "segment $id: $!";
-    return 0;
-  }
-  return 1;
-}
-
-# The key of a segment: IPC_STAT does not give it portably, the listing does.
-sub _key_of {
-  my $id = shift;
-  my ( $seg ) = grep { $_->{id} == $id } list_segments();
-  return $seg ? $seg->{key} : undef;
-}
-
 
 1;
 

@@ -15,7 +15,7 @@ our @ISA    = ('Exporter');
 our @EXPORT = qw( $ORIG $WAIT_CAP mk wait_file put_file open_share time sleep md5_hex );
 
 our $ORIG = defined $IPC::ShareLite::VERSION && $IPC::ShareLite::VERSION eq '0.17' ? 1 : 0;
-our $WAIT_CAP = 20;
+our $WAIT_CAP = 20;    # seconds, every wait loop (the parent's SLInterop too)
 
 # $len bytes, binary, every 4+length($seed) block different (misplaced chunks show)
 sub mk {
