@@ -23,18 +23,7 @@ use IPC::ShareLite qw( :lock );
 
 sub objects { SLPrivateIPC::objects() }
 
-sub sysctl {
-  my ( $name, $value ) = @_;
-  my $f = "/proc/sys/kernel/$name";
-  open my $fh, '<', $f or die "$f: $!";
-  chomp( my $old = <$fh> );
-  if ( defined $value ) {
-    open my $w, '>', $f or return undef;
-    print {$w} "$value\n" or return undef;
-    close $w or return undef;
-  }
-  return $old;
-}
+sub sysctl { SLPrivateIPC::sysctl( @_ ) }
 
 # The namespace is new: nothing of anyone else is in it.
 is_deeply( objects(), { shm => [], sem => [] }, 'the private namespace starts empty' );

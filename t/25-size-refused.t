@@ -32,18 +32,7 @@ my $ME = quotemeta __FILE__;
 
 sub objects { SLPrivateIPC::objects() }
 
-sub sysctl {
-  my ( $name, $value ) = @_;
-  my $f = "/proc/sys/kernel/$name";
-  open my $fh, '<', $f or die "$f: $!";
-  chomp( my $old = <$fh> );
-  if ( defined $value ) {
-    open my $w, '>', $f or return undef;
-    print {$w} "$value\n" or return undef;
-    close $w or return undef;
-  }
-  return $old;
-}
+sub sysctl { SLPrivateIPC::sysctl( @_ ) }
 
 # new() that must fail: ($@, $!) after it.
 sub refused {

@@ -13,35 +13,19 @@ use strict;
 use warnings;
 use Test::More;
 use lib 't/lib';
-use SLTest qw(new_key);
+use SLTest;
 use Errno ();
 use IPC::SysV qw(IPC_PRIVATE IPC_CREAT IPC_EXCL IPC_RMID);
 use POSIX ();
 use IPC::ShareLite;
-use IPC::ShareLite::Inspect qw(key_in_use segment_stat);
+use IPC::ShareLite::Inspect qw(segment_stat);
 
 my $TAG = 0x534c4348;    # 'SLCH': a chained segment of ours (doc/FORMAT.md, 6)
 
-my ( @SHM, @SEM );    # every object this file created, by id
-END {
-  shmctl( $_, IPC_RMID, 0 ) for @SHM;
-  semctl( $_, 0, IPC_RMID, 0 ) for @SEM;
-}
-
-sub free_key {
-  for ( 1 .. 50 ) {
-    my $k = new_key( 1 );
-    return $k unless key_in_use( $k );
-  }
-  die "no free key";
-}
-
+# A segment of this file's own (SLTest removes what it owns at the end).
 sub segment {
-  my ( $key, $size, $mode ) = @_;
-  my $id = shmget( $key, $size, IPC_CREAT | IPC_EXCL | ( $mode || 0600 ) );
-  die "shmget: $!" unless defined $id;
-  push @SHM, $id;
-  return $id;
+  my ( $key, $size ) = @_;
+  return own_shm( shmget( $key, $size, IPC_CREAT | IPC_EXCL | 0600 ) // die "shmget: $!" );
 }
 
 sub header {
@@ -59,14 +43,13 @@ sub look { IPC::ShareLite::_look( shift ) }
 
 # ------------------------------------------------------------ what a key holds
 
-my $K = free_key();
+my $K = new_key( 1 );
 is_deeply( look( $K ), { found => 'nothing' }, 'a free key: nothing' );
 my $H = segment( $K, 4096 );
 my $l = look( $K );
 is( $l->{found}, 'not-a-share', 'a lone segment: not a share' );
 is( $l->{why_not}, 'no semaphore set of 3, a shared memory segment', '... saying why' );
-my $S = semget( $K, 3, IPC_CREAT | IPC_EXCL | 0600 ) // die "semget: $!";
-push @SEM, $S;
+my $S = own_sem( semget( $K, 3, IPC_CREAT | IPC_EXCL | 0600 ) // die "semget: $!" );
 semctl( $S, 0, IPC::SysV::SETVAL(), 1 ) or die "semctl: $!";
 
 # ------------------------------------------------------------ chains
@@ -137,7 +120,7 @@ sub child_segment {
   my $id = <$r>;
   waitpid( $pid, 0 );
   die "child could not create a segment" unless defined $id && $id >= 0;
-  push @SHM, $id;
+  own_shm( $id );
   return ( $id, $pid );
 }
 
@@ -155,7 +138,7 @@ sub orphan { IPC::ShareLite::_orphan( shift ) }
   ok( defined $addr, 'attached one of them' );
   my $o6 = segment( IPC_PRIVATE, 4096 );                                           # creator alive (us)
   header( $o6, -1, 0, $TAG, $gone );
-  my ( $o7 ) = child_segment( free_key(), 4096, -1, 0, $TAG, $gone );             # not private
+  my ( $o7 ) = child_segment( new_key( 1 ), 4096, -1, 0, $TAG, $gone );             # not private
   my ( $o8 ) = child_segment( IPC_PRIVATE, 4096, -1, 0, $TAG + 1, $gone );        # another tag
 
   my @mine = ( $o1, $o2, $o3, $o4, $o5, $o6, $o7, $o8, $H, $C1, $C2 );

@@ -311,25 +311,26 @@ impl Chain {
         self.rest.len() + 1
     }
 
-    /// Attaches and checks a segment not reached before, making room among
-    /// this chain's own attachments when the system refuses one.
+    /// Attaches and checks a segment not reached before ([`Chain::with_room`]).
     fn attach_checked(&mut self, shmid: i32) -> sys::Result<Attached> {
-        match Segment::attach_checked(shmid, self.seg_size) {
-            Err(Errno(libc::EMFILE)) => {
-                self.detach_rest();
-                Segment::attach_checked(shmid, self.seg_size)
-            }
-            other => other,
-        }
+        let size = self.seg_size;
+        self.with_room(|| Segment::attach_checked(shmid, size))
     }
 
-    /// Attaches a segment already checked (the head, or one reached in this
-    /// call), making room as [`Chain::attach_checked`] does.
+    /// Attaches a segment already checked: the head, or one reached in this
+    /// call ([`Chain::with_room`]).
     fn attach_fresh(&mut self, shmid: i32) -> sys::Result<Segment> {
-        match Segment::attach_sized(shmid, self.seg_size) {
+        let size = self.seg_size;
+        self.with_room(|| Segment::attach_sized(shmid, size))
+    }
+
+    /// Runs `attach`; when the system refuses the attachment (`EMFILE`),
+    /// makes room among this chain's own attachments and runs it once more.
+    fn with_room<T>(&mut self, attach: impl Fn() -> sys::Result<T>) -> sys::Result<T> {
+        match attach() {
             Err(Errno(libc::EMFILE)) => {
                 self.detach_rest();
-                Segment::attach_sized(shmid, self.seg_size)
+                attach()
             }
             other => other,
         }

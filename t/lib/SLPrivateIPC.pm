@@ -32,4 +32,20 @@ sub objects {
   };
 }
 
+# The kernel.NAME setting of the namespace (/proc/sys/kernel/NAME); with a
+# VALUE, sets it first and returns the old one, or undef when it cannot be
+# set. Dies when it cannot be read.
+sub sysctl {
+  my ( $name, $value ) = @_;
+  my $f = "/proc/sys/kernel/$name";
+  open my $fh, '<', $f or die "$f: $!";
+  chomp( my $old = <$fh> );
+  if ( defined $value ) {
+    open my $w, '>', $f or return undef;
+    print {$w} "$value\n" or return undef;
+    close $w or return undef;
+  }
+  return $old;
+}
+
 1;
