@@ -558,8 +558,22 @@ impl Chain {
             if surplus.iter().any(|l| l.shmid == next) {
                 break;
             }
-            match self.attach_checked(next) {
+            let found = match self.attach_checked(next) {
+                // Room among the surplus's own attachments: their links are
+                // cut below through attachments made again by id.
+                Err(Errno(libc::EMFILE)) => {
+                    for l in &mut surplus {
+                        l.seg = None;
+                    }
+                    self.attach_checked(next)
+                }
+                other => other,
+            };
+            match found {
                 Ok(Attached::Live(seg) | Attached::Removed(seg)) => surplus.push(Link::attached(seg)),
+                // The system's limit, not a bad link: removing the segments
+                // walked so far would orphan the rest. Leave the chain whole.
+                Err(Errno(libc::EMFILE)) => return Ok(()),
                 _ => break,
             }
         }
