@@ -552,7 +552,7 @@ impl Chain {
         loop {
             let next = match surplus.len() {
                 0 => self.segment(keep - 1)?.next_shmid(),
-                n => link_segment(&mut surplus, n - 1, self.seg_size)?.next_shmid(),
+                n => self.surplus_segment(&mut surplus, n - 1)?.next_shmid(),
             };
             let Ok(Some(next)) = follow(next, &self.ids) else { break };
             if surplus.iter().any(|l| l.shmid == next) {
@@ -584,12 +584,24 @@ impl Chain {
         while let Some(link) = surplus.pop() {
             match surplus.len() {
                 0 => self.segment(keep - 1)?.set_next_shmid(-1),
-                n => link_segment(&mut surplus, n - 1, self.seg_size)?.set_next_shmid(-1),
+                n => self.surplus_segment(&mut surplus, n - 1)?.set_next_shmid(-1),
             }
             let _ = sys::shm_remove(link.shmid);
         }
         self.segment(keep - 1)?.set_next_shmid(-1);
         Ok(())
+    }
+}
+
+impl Chain {
+    /// The segment of `surplus[j]` (links split off this chain by a trim),
+    /// attached again if it is not; when the system refuses, the chain's own
+    /// segments past the head let go of theirs too.
+    fn surplus_segment<'s>(&mut self, surplus: &'s mut [Link], j: usize) -> sys::Result<&'s Segment> {
+        if let Err(Errno(libc::EMFILE)) = link_segment(surplus, j, self.seg_size) {
+            self.detach_rest();
+        }
+        link_segment(surplus, j, self.seg_size)
     }
 }
 

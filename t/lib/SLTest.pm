@@ -37,7 +37,7 @@ our @EXPORT = qw(
 # new() called the two ways those tests call it, and what appeared in ipcs
 # while a command ran.
 our @EXPORT_OK = qw(shm_row sem_row_by_key perms_of_shm perms_of_sem real_size exists_share new_bounded new_or_diag
-  ipc_objects created_since shm_gone header_of no_room_for nsegs);
+  ipc_objects created_since shm_gone header_of no_room_for nsegs attach_limit);
 
 my $ROOT     = abs_path( File::Spec->catdir( dirname( __FILE__ ), '..', '..' ) );
 my $MAIN_PID = $$;
@@ -485,6 +485,30 @@ sub no_room_for {
   }
   shmctl( $_, IPC_RMID, 0 ) for @ids;
   return '';
+}
+
+# How many segments a new process may have attached at once, where the system
+# limits it below $most (macOS: kern.sysv.shmseg, 8 by default; the BSDs:
+# kern.ipc.shmseg); undef when a process may attach $most. Probed once per
+# $most, in a new process that attaches one segment of its own again and
+# again until the system refuses (EMFILE), then removes it.
+my %ATTACH_LIMIT;
+sub attach_limit {
+  my $most = shift || 64;
+  return $ATTACH_LIMIT{$most} if exists $ATTACH_LIMIT{$most};
+  my ( $rc, $out ) = run_impl( 'ours', <<'EOC', $most );
+my $most = shift;
+my $id = shmget( IPC_PRIVATE, 4096, 0600 | IPC_CREAT ) // die "shmget: $!";
+my ( $n, $err ) = ( 0, 0 );
+while ( $n < $most ) {
+  defined IPC::SysV::shmat( $id, undef, 0 ) or do { $err = 0 + $!; last };
+  $n++;
+}
+shmctl( $id, IPC_RMID, 0 );
+print "$n $err";
+EOC
+  my ( $n, $err ) = split ' ', $out // '';
+  return $ATTACH_LIMIT{$most} = $rc == 0 && defined $err && $err == POSIX::EMFILE() ? $n : undef;
 }
 
 # new() croaks at the test's line, as if the test had called it: Carp passes
