@@ -22,9 +22,9 @@ use sharelite::{Error, Kept, LockKind, OpenOptions, Plan, Share, Wait, DEFAULT_S
 // ----- helpers --------------------------------------------------------------
 
 use common::{
-    chain_ids, free_key, gone_here, made_here, note, proc_sem_perms, read_data, rmid_made_here, room, room_for,
-    segment, segs, sem_at_key, sem_exists, sem_mode, sem_rmid, sem_val, shm_at_key, shm_create_private, shm_listed,
-    shm_rmid, shm_stat, write_data, write_word, Rng, ROOM_MARGIN,
+    attach_limit, chain_ids, free_key, gone_here, made_here, note, proc_sem_perms, read_data, rmid_made_here, room,
+    room_for, segment, segs, sem_at_key, sem_exists, sem_mode, sem_rmid, sem_val, shm_at_key, shm_create_private,
+    shm_listed, shm_rmid, shm_stat, write_data, write_word, Rng, ROOM_MARGIN,
 };
 
 fn pattern(n: usize, seed: u64) -> Vec<u8> {
@@ -950,7 +950,12 @@ fn concurrent_handles_never_see_torn_values() {
     // fewer segments.
     let test = "concurrent_handles_never_see_torn_values";
     let (got, _room) = room(5 * 18 + ROOM_MARGIN, 100, test);
-    let max_len = ((got.saturating_sub(ROOM_MARGIN) / 5).max(1) * 84).min(1500) as u64;
+    let mut max_len = ((got.saturating_sub(ROOM_MARGIN) / 5).max(1) * 84).min(1500) as u64;
+    // Under a limit on attachments (macOS), four calls at once each hold the
+    // head and what they reach: one-segment values keep them within it.
+    if attach_limit().is_some_and(|n| n < 4 * 19) {
+        max_len = 84;
+    }
     if max_len < 1500 {
         note(&format!("{test}: values of at most {max_len} bytes, not 1500"));
     }

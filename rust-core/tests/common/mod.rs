@@ -391,6 +391,40 @@ pub fn room_for(n: usize, size: usize, test: &str) -> Option<MutexGuard<'static,
     Some(guard)
 }
 
+/// How many segments one process may have attached at once, where the
+/// system limits it below 64 (macOS: `kern.sysv.shmseg`, 8 by default; the
+/// BSDs): found once by attaching one private segment of this process's own
+/// again and again until `shmat` fails with `EMFILE`, then detaching and
+/// removing it. `None` where 64 attachments are allowed.
+pub fn attach_limit() -> Option<usize> {
+    static LIMIT: std::sync::OnceLock<Option<usize>> = std::sync::OnceLock::new();
+    *LIMIT.get_or_init(|| {
+        let id = shm_create_private(4096);
+        let mut addrs = vec![];
+        let mut refused = false;
+        while addrs.len() < 64 {
+            // SAFETY: shmat of a segment of our own, at an address the kernel
+            // chooses; each mapping is detached below and never touched.
+            let p = unsafe { libc::shmat(id, std::ptr::null(), libc::SHM_RDONLY) };
+            if p as isize == -1 {
+                refused = Errno::last().0 == libc::EMFILE;
+                break;
+            }
+            addrs.push(p);
+        }
+        let n = addrs.len();
+        for p in addrs {
+            // SAFETY: p is a mapping made above, detached once.
+            unsafe { libc::shmdt(p) };
+        }
+        shm_rmid(id);
+        refused.then(|| {
+            note(&format!("a process may attach only {n} segments at once here (EMFILE)"));
+            n
+        })
+    })
+}
+
 /// Segments left for the tests that run beside one holding [`room`].
 pub const ROOM_MARGIN: usize = 8;
 
