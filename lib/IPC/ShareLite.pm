@@ -748,9 +748,19 @@ through a preloaded C<shmat> that fails with EMFILE), and as user nobody. Not
 simulated: the BSDs' 64-bit C<key_t>, the other systems' C<ipcs> output (parsed
 from samples in the tests), and anything else of their kernels.
 
-macOS's default limits are small (8 segments a process, 32 in all) while every
-segment of a chain stays attached: there, give long values a larger C<-size>
-or raise C<kern.sysv.shmseg> and C<kern.sysv.shmmni>.
+Where a process may have only a few segments attached at once (macOS:
+C<kern.sysv.shmseg>, 8 by default; the BSDs: C<kern.ipc.shmseg>), the module
+keeps within the limit: when the system refuses an attachment, objects not in
+a call let go of theirs, and a call attaches the segments it uses again,
+letting go of its own others when refused. Beyond the number kept between
+calls (half of what was held when the system first refused; on macOS, half of
+C<kern.sysv.shmseg> from the start) each call pays one C<shmat> and C<shmdt>
+per segment it uses. Under macOS's defaults one process can so hold 20 shares
+and use each, or store a 1 MB value in 16 segments. Threads of one process
+that are in calls at the same moment share the limit: a call that finds
+every attachment held by other threads' calls fails with "Too many open
+files" (C<EMFILE>). C<kern.sysv.shmmni>, 32 segments in all on macOS by
+default, still bounds how many shares and how long a value fit.
 
 =head1 LICENSE
 
