@@ -8,7 +8,7 @@ use libc::{c_int, c_ushort, c_void};
 use super::{classic, Sembuf, ShmStat};
 
 pub(super) use super::semop_polled as semop_timed;
-pub use libc::{semctl, semget, semop, GETVAL, IPC_STAT, SEM_UNDO, SETVAL};
+pub use libc::{semctl, semget, semop, GETVAL, IPC_STAT, SEM_UNDO, SETVAL, SHM_RDONLY};
 
 const _: () = assert!(SEM_UNDO == classic::SEM_UNDO && GETVAL == classic::GETVAL && SETVAL == classic::SETVAL);
 const _: () = assert!(std::mem::size_of::<Sembuf>() == std::mem::size_of::<libc::sembuf>());

@@ -9,7 +9,7 @@ use super::{check, Sembuf, ShmStat};
 pub use super::classic::{GETVAL, SEM_UNDO, SETVAL};
 pub(super) use super::semop_polled as semop_timed;
 pub use libc::{semctl, semget, semop};
-pub use libc::{shmctl, shmid_ds as ShmidDs, IPC_STAT};
+pub use libc::{shmctl, shmid_ds as ShmidDs, IPC_STAT, SHM_RDONLY};
 
 /// `shm_perm.mode` bits the kernel keeps beside the permissions
 /// (`sys/kern/sysv_shm.c`; `IPC_STAT` and the sysctl copy the mode as is).

@@ -8,7 +8,7 @@ use libc::{c_int, size_t};
 use super::{check, Key, Sembuf, ShmStat, SHM_DEST_LINUX};
 
 pub use libc::{semctl, semget, semop};
-pub use libc::{shmctl, shmid_ds as ShmidDs, GETVAL, IPC_STAT, SEM_UNDO, SETVAL};
+pub use libc::{shmctl, shmid_ds as ShmidDs, GETVAL, IPC_STAT, SEM_UNDO, SETVAL, SHM_RDONLY};
 
 const _: () = assert!(std::mem::size_of::<Sembuf>() == std::mem::size_of::<libc::sembuf>());
 

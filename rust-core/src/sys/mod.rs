@@ -17,7 +17,7 @@
 //!
 //! - `semget`, `semop`, `semctl`: the raw calls, the libc crate's or declared
 //!   with `declare_sem_calls!`; `semop` takes a `sembuf` of [`Sembuf`]'s layout;
-//! - `SEM_UNDO`, `GETVAL`, `SETVAL`;
+//! - `SEM_UNDO`, `GETVAL`, `SETVAL`, `SHM_RDONLY`;
 //! - `semop_timed`: `semtimedop(2)`, or [`semop_polled`] where there is none;
 //! - `ShmidDs`, `shmctl`, `IPC_STAT`: the `shmid_ds` that `shmctl` fills and
 //!   `stat_of`, which reads it with `shm_stat_from!`;
@@ -409,7 +409,7 @@ impl Attachment {
     pub fn attach_sized(shmid: c_int, len: usize, access: Access) -> Result<Attachment> {
         let flags = match access {
             Access::ReadWrite => 0,
-            Access::ReadOnly => libc::SHM_RDONLY,
+            Access::ReadOnly => os::SHM_RDONLY,
         };
         // SAFETY: a null address lets the kernel choose where to map.
         let p = unsafe { libc::shmat(shmid, std::ptr::null(), flags) };
@@ -617,6 +617,7 @@ mod tests {
         assert_eq!(IPC_NOWAIT as c_int, libc::IPC_NOWAIT);
         assert_eq!(os::GETVAL, libc::GETVAL);
         assert_eq!(os::SETVAL, libc::SETVAL);
+        assert_eq!(os::SHM_RDONLY, 0o10000, "the classic value the BSDs' files declare too");
         assert_eq!(size_of::<Key>(), 4);
     }
 

@@ -12,6 +12,9 @@ pub use super::classic::{GETVAL, SEM_UNDO, SETVAL};
 pub(super) use super::semop_polled as semop_timed;
 pub use libc::{shmctl, shmid_ds as ShmidDs, IPC_STAT};
 
+/// `shmat` flag: attach read-only (`sys/shm.h` of both: 010000).
+pub const SHM_RDONLY: libc::c_int = 0o10000;
+
 // NetBSD: `semctl` is the `__semctl50` symbol since NetBSD 5.
 #[cfg(target_os = "netbsd")]
 declare_sem_calls!(semctl = "__semctl50");

@@ -13,7 +13,7 @@ use super::{check, ShmStat};
 
 pub use super::classic::{GETVAL, SEM_UNDO, SETVAL};
 pub(super) use super::semop_polled as semop_timed;
-pub use libc::{shmctl, shmid_ds as ShmidDs};
+pub use libc::{shmctl, shmid_ds as ShmidDs, SHM_RDONLY};
 
 declare_sem_calls!(semctl = "semctl");
 
