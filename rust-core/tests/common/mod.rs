@@ -405,7 +405,7 @@ pub fn attach_limit() -> Option<usize> {
         while addrs.len() < 64 {
             // SAFETY: shmat of a segment of our own, at an address the kernel
             // chooses; each mapping is detached below and never touched.
-            let p = unsafe { libc::shmat(id, std::ptr::null(), libc::SHM_RDONLY) };
+            let p = unsafe { libc::shmat(id, std::ptr::null(), 0) };
             if p as isize == -1 {
                 refused = Errno::last().0 == libc::EMFILE;
                 break;
