@@ -40,7 +40,7 @@ for my $run ( @runs ) {
   my $s = IPC::ShareLite->new( -key => $key, -create => 1, -size => 4096, -destroy => 1 ) or die "new: $!";
   $s->store( '' );
   my $r = watchdog_run( $name, sub {
-      run_freshness( key => $key, size => 4096, seconds => $seconds, readers => $readers, writers => $writers );
+      run_freshness( share => $s, key => $key, size => 4096, seconds => $seconds, readers => $readers, writers => $writers );
   } );
   my @bad = grep { $_->[0] != 0 || $_->[1] !~ /^fetches=(\d+) empty=\d+ errors=0$/m } @{ $r->{readers} };
   ok( !@bad, "$name: $readers readers never went back in time, saw no torn value, got no error" )

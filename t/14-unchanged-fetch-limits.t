@@ -32,7 +32,7 @@ close $w or plan skip_all => "cannot set $f: $!";
 
 my $other = have_ref() ? 'orig' : 'ours';
 my $r = timed( 90, sub {
-    run_freshness( key => $key, size => 4096, seconds => $ENV{SL_FRESHNESS_SECONDS} || 3, readers => 2,
+    run_freshness( share => $s, key => $key, size => 4096, seconds => $ENV{SL_FRESHNESS_SECONDS} || 3, readers => 2,
       writers => [ [ 'ours', 'fail:816000', 0, 0 ], [ $other, 'fail:816000', 0, 1 ] ] );
 } );
 my @bad = grep { $_->[0] != 0 || $_->[1] !~ /^fetches=\d+ empty=\d+ errors=0$/m } @{ $r->{readers} };

@@ -86,10 +86,11 @@ sub pty {
   return -c $slave ? ( $master, $slave ) : ();
 }
 
-# Wait (at most 10 s) until $file holds something, or $pid has exited.
+# Wait (at most 60 s: perl starts slowly under emulation) until $file holds
+# something, or $pid has exited.
 sub wait_for_text {
   my ( $file, $pid ) = @_;
-  my $end = time + 10;
+  my $end = time + 60;
   sleep 0.02 until -s $file || time > $end || waitpid( $pid, POSIX::WNOHANG() ) == $pid;
   return slurp( $file );
 }

@@ -89,7 +89,9 @@ sub seen {
   }
   die "witness: torn for ever\n";
 }
-while ( time < $end ) {
+# Until the end, and at least 100 values (a slow machine may start a reader
+# late: the share holds a value of this form from the start).
+while ( time < $end || $n < 100 ) {
   my $seen = seen();
   my $v = eval { $s->fetch };
   unless ( defined $v ) { $errors++; next }
@@ -105,8 +107,12 @@ while ( time < $end ) {
 print "fetches=$n empty=$empty errors=$errors\n";
 EOC
 
+# The value maker, here too: the parent stores the first value.
+eval "$VALUE; 1" or die $@;
+
 # Runs readers of ours against writers for $opt{seconds} on the share at
-# $opt{key} (segments of $opt{size} bytes): $opt{writers} is a list of
+# $opt{key} (segments of $opt{size} bytes; $opt{share}, a handle on it, stores
+# the first value): $opt{writers} is a list of
 # [ impl, length (a number or 'count', see $WRITER), killed (0/1),
 # exit_on_failure (0/1) ]; killed writers are SIGKILLed at random moments
 # (every 2-20 ms) and started again.
@@ -121,6 +127,7 @@ sub run_freshness {
   own_shm( $wid );
   shmwrite( $wid, '0' x $bytes, 0, $bytes ) or die "witness: $!";
   my %res = ( readers => [], writers => 0, kills => 0 );
+  $opt{share}->store( mk( stamp(), 5000 ) );
   my @out;
   my @readers = map {
     my ( undef, $file ) = File::Temp::tempfile( 'slfresh.XXXXXX', TMPDIR => 1 );

@@ -133,7 +133,20 @@ sub segment_stat {
   my $data = '';
   shmctl( $id, IPC_STAT, $data ) or return undef;
   my $st = IPC::SharedMem::stat::->new->unpack( $data );
-  return { map { $_ => $st->$_ } qw(uid gid cuid cgid mode segsz lpid cpid nattch atime dtime ctime) };
+  my %st = map { $_ => $st->$_ } qw(uid gid cuid cgid mode segsz lpid cpid nattch atime dtime ctime);
+  $st{mode} = _perm_mode( $st{mode} );
+  return \%st;
+}
+
+# The mode word IPC_STAT filled. A 32-bit mode field holds at most 0o7777
+# (permissions and a few flags); qemu-user (7.2) writes it 16 bits wide, so on
+# a 64-bit big-endian target (s390x) the bits land in its upper half: bits
+# found only there are moved back, a no-op on a real kernel. (The Rust core's
+# sys::perm_mode does the same for its own IPC_STAT.)
+sub _perm_mode {
+  my $m = shift;
+  return $m unless defined $m && $m && !( $m & 0xffff );
+  return $m >> 16;
 }
 
 =head1 LISTING SYSV OBJECTS
@@ -227,7 +240,9 @@ sub _semaphore_stat {
   my $data = '';
   semctl( $id, 0, IPC_STAT, $data ) or return undef;
   my $st = IPC::Semaphore::stat::->new->unpack( $data );
-  return { map { $_ => $st->$_ } qw(uid gid cuid cgid mode ctime otime nsems) };
+  my %st = map { $_ => $st->$_ } qw(uid gid cuid cgid mode ctime otime nsems);
+  $st{mode} = _perm_mode( $st{mode} );
+  return \%st;
 }
 
 sub _from_proc {
