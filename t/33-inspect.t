@@ -336,6 +336,20 @@ EOT
   is_deeply( $p->{sem},
     [ { id => 32768, key => 1668246881, mode => 0660, nsems => 3, uid => 0, gid => $root_gid, cuid => 0, cgid => $root_gid } ],
     'util-linux: semaphore sets' );
+  # A segment made between the runs of ipcs -m and ipcs -m -p (65538), one
+  # removed between them (65536), and a semaphore set made after an empty
+  # table: none of them is listed with fields missing.
+  my $between = parse_ipcs(
+    "------ Shared Memory Segments --------\nkey shmid owner perms bytes nattch status\n"
+      . "0x636f6d61 65536 root 660 4096 0\n0x00000000 65537 1001 600 65536 2 dest\n",
+    "------ Shared Memory Creator/Last-op PIDs --------\nshmid owner cpid lpid\n"
+      . "65537 1001 1201 1301\n65538 1001 1401 1401\n",
+    "------ Semaphore Arrays --------\nkey semid owner perms nsems\n",
+    "------ Semaphore Arrays Creators/Owners --------\nsemid perms cuid cgid uid gid\n32769 600 root root root root\n",
+  );
+  is_deeply( [ map { $_->{id} } @{ $between->{shm} } ], [65537], 'util-linux: only segments every run listed' );
+  is( $between->{shm}[0]{cpid}, 1201, '... with the fields of every run' );
+  is_deeply( $between->{sem}, [], '... and no semaphore set an empty table left out' );
   is_deeply( parse_ipcs( "IPC status from <running system>\n" ), { shm => [], sem => [] }, 'nothing to list' );
   my $unknown = parse_ipcs( "T ID KEY MODE OWNER GROUP\nShared Memory:\nm 7 0x1 --rw-rw-rw- nosuchuser.x nosuchgrp.x\n" );
   ok( !defined $unknown->{shm}[0]{uid} && !defined $unknown->{shm}[0]{gid}, 'an unknown owner name: uid undef' );

@@ -319,7 +319,9 @@ the status of a removed segment.
 
 =back
 
-Several texts (the outputs of several runs) are merged by id.
+Several texts (the outputs of several runs) are merged by id. An object
+missing from one of the texts that list its kind was created or removed
+between the runs, and is left out: no row lacks a field its runs give.
 
 =cut
 
@@ -337,13 +339,14 @@ my %TYPE = ( m => 'shm', s => 'sem', q => 'msg' );
 sub parse_ipcs {
   my @texts = @_;
   my %by = ( shm => {}, sem => {}, msg => {} );
-  my %order;
+  my ( %order, %tables, %times );
   for my $text ( @texts ) {
-    my ( $facility, @cols );
+    my ( $facility, @cols, %listed, %table );
     for my $line ( split /\n/, $text ) {
       next unless $line =~ /\S/;
       if ( $line =~ /^\s*-+\s*(.*?)\s*-*\s*$/ && $1 ne '' ) {    # util-linux title
         $facility = _facility( $1 );
+        $table{$facility} = 1 if $facility;
         @cols = ();
         next;
       }
@@ -354,6 +357,7 @@ sub parse_ipcs {
       }
       if ( $line =~ /^(?:Shared Memory|Semaphores?|Message Queues)\b/i ) {
         $facility = _facility( $line );
+        $table{$facility} = 1 if $facility;
         next;
       }
       next unless @cols;
@@ -364,11 +368,14 @@ sub parse_ipcs {
       next unless $type && defined $raw{id} && $raw{id} =~ /\A\d+\z/;
       my $row = $by{$type}{ $raw{id} } ||= do { push @{ $order{$type} }, $raw{id}; {} };
       _merge_ipcs( $type, $row, \%raw );
+      $times{$type}{ $raw{id} }++ unless $listed{$type}{ $raw{id} }++;
     }
+    $tables{$_}++ for keys %{ { %table, %listed } };
   }
   my %out;
   for my $type ( qw(shm sem) ) {
-    $out{$type} = [ map { _ipcs_row( $type, $by{$type}{$_} ) } @{ $order{$type} || [] } ];
+    my @ids = grep { $times{$type}{$_} == $tables{$type} } @{ $order{$type} || [] };
+    $out{$type} = [ map { _ipcs_row( $type, $by{$type}{$_} ) } @ids ];
   }
   return \%out;
 }
