@@ -37,7 +37,7 @@ our @EXPORT = qw(
 # new() called the two ways those tests call it, and what appeared in ipcs
 # while a command ran.
 our @EXPORT_OK = qw(shm_row sem_row_by_key perms_of_shm perms_of_sem real_size exists_share new_bounded new_or_diag
-  ipc_objects created_since shm_gone header_of no_room_for nsegs attach_limit);
+  ipc_objects created_since shm_gone header_of no_room_for nsegs attach_limit settled);
 
 my $ROOT     = abs_path( File::Spec->catdir( dirname( __FILE__ ), '..', '..' ) );
 my $MAIN_PID = $$;
@@ -398,6 +398,20 @@ sub timed {
   alarm 0;
   die $@ unless $ok;
   return wantarray ? @r : $r[0];
+}
+
+# What $code returns once $ok takes it, or after about 2 s its last value: for
+# what another process changes for a moment (a `sharelite list` run by a test
+# beside this one attaches every segment there is to read it).
+sub settled {
+  my ( $code, $ok ) = @_;
+  my $v;
+  for ( 1 .. 40 ) {
+    $v = $code->();
+    return $v if $ok->( $v );
+    select undef, undef, undef, 0.05;
+  }
+  return $v;
 }
 
 # Whatever happens, the test file ends within $limit seconds: a forked
