@@ -110,13 +110,13 @@ sub module_key { my $k = eval { IPC::ShareLite::_key_from_string( $_[0] ) }; def
   undef $s;
 }
 
-# The module loads nothing of IPC::ShareLite::Inspect.
+# The module loads nothing of IPC::ShareLite::Inspect, only the key_t width.
 {
   my $code = 'use IPC::ShareLite; print join( ",", grep { m{^IPC/ShareLite/} } sort keys %INC ), "\n"';
   open my $fh, '-|', $^X, '-Iblib/lib', '-Iblib/arch', '-e', $code or die "perl: $!";
   my $out = <$fh>;
   close $fh;
-  is( $out, "\n", 'use IPC::ShareLite loads no IPC::ShareLite::Inspect' );
+  is( $out, "IPC/ShareLite/KeyT.pm\n", 'use IPC::ShareLite loads no IPC::ShareLite::Inspect (only IPC::ShareLite::KeyT)' );
 }
 
 # A 64-bit key_t (the BSDs), in a perl that takes itself for FreeBSD.
@@ -149,7 +149,7 @@ EOC
   require File::Path;
   my $tree = "$TMP/unbuilt";
   File::Path::make_path( "$tree/bin", "$tree/lib/IPC/ShareLite" );
-  File::Copy::copy( "lib/IPC/$_", "$tree/lib/IPC/$_" ) or die "copy $_: $!" for 'ShareLite.pm', 'ShareLite/Inspect.pm';
+  File::Copy::copy( "lib/IPC/$_", "$tree/lib/IPC/$_" ) or die "copy $_: $!" for 'ShareLite.pm', 'ShareLite/Inspect.pm', 'ShareLite/KeyT.pm';
   File::Copy::copy( 'bin/sharelite', "$tree/bin/sharelite" ) or die "copy: $!";
   open my $fh, '>', "$tree/Makefile.PL" or die;
   close $fh;

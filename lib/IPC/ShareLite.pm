@@ -9,6 +9,7 @@ use Fcntl qw(LOCK_EX LOCK_SH LOCK_UN LOCK_NB);
 use IPC::SysV qw(IPC_CREAT IPC_EXCL IPC_RMID IPC_PRIVATE IPC_STAT GETVAL SETVAL GETALL SEM_UNDO);
 use Scalar::Util qw(looks_like_number);
 use XSLoader;
+use IPC::ShareLite::KeyT ();
 use Exporter qw(import);
 
 our $VERSION = '0.18';
@@ -231,9 +232,8 @@ sub _initialize {
 # need nothing of the XS part (loaded at the end of this file), so the
 # command can use them from a tree that is not built yet.
 
-# The width of a key_t: 32 bits on Linux, macOS and Solaris, a long on the
-# BSDs (IPC::ShareLite::Inspect's KEY_BITS says the same).
-use constant _KEY_BITS => $^O =~ /\A(?:freebsd|netbsd|openbsd|dragonfly)\z/ ? 8 * length( pack 'l!', 0 ) : 32;
+# The width of a key_t (32 bits on Linux, a long on the BSDs).
+use constant _KEY_BITS => IPC::ShareLite::KeyT::KEY_BITS;
 
 # -key as a SysV key, as 0.17 makes it (doc/FORMAT.md, section 7): undefined
 # or empty is IPC_PRIVATE (0); a string of digits is that number, returned as

@@ -8,7 +8,6 @@ use strict;
 use warnings;
 
 use Carp qw(croak);
-use Config ();
 use Errno ();
 use Exporter qw(import);
 use IPC::SysV qw(IPC_STAT);
@@ -24,9 +23,8 @@ our @EXPORT_OK = qw(
 );
 our %EXPORT_TAGS = ( all => \@EXPORT_OK );
 
-# A key_t: 32 bits on Linux, macOS and Solaris, a long on the BSDs
-# (IPC::ShareLite's _KEY_BITS says the same).
-use constant KEY_BITS => $^O =~ /\A(?:freebsd|netbsd|openbsd)\z/ ? 8 * $Config::Config{longsize} : 32;
+# A key_t's width (exported from here too).
+use IPC::ShareLite::KeyT qw(KEY_BITS);
 
 =head1 NAME
 
@@ -63,7 +61,7 @@ Nothing is exported by default; C<:all> exports every function below.
     my $bits = KEY_BITS;    # 32 on Linux
 
 The width of a C<key_t> here: 32 bits on Linux, macOS and Solaris, 64 on the
-64-bit BSDs. A string key is the native C<int32> of its bytes everywhere,
+64-bit BSDs (L<IPC::ShareLite::KeyT> owns it). A string key is the native C<int32> of its bytes everywhere,
 widened (sign-extended) to a C<key_t>. (How C<-key> becomes a key is
 IPC::ShareLite's own business: F<doc/FORMAT.md>, section 7.)
 
