@@ -12,7 +12,7 @@ use Exporter qw(import);
 our $VERSION   = '0.18';
 our @EXPORT_OK = qw(KEY_BITS);
 
-use constant KEY_BITS => $^O =~ /\A(?:freebsd|netbsd|openbsd|dragonfly)\z/ ? 8 * length( pack 'l!', 0 ) : 32;
+use constant KEY_BITS => $^O =~ /\A(?:freebsd|netbsd|openbsd)\z/ ? 8 * length( pack 'l!', 0 ) : 32;
 
 1;
 
@@ -30,9 +30,9 @@ IPC::ShareLite::KeyT - the width of a SysV key_t
 
 =head2 KEY_BITS
 
-The width of a C<key_t> in bits: a C<long> on FreeBSD, NetBSD, OpenBSD and
-DragonFly (64 bits on their 64-bit systems), 32 bits everywhere else (Linux,
-macOS, Solaris and illumos). L<IPC::ShareLite> reads C<-key> with it;
+The width of a C<key_t> in bits: a C<long> on FreeBSD, NetBSD and OpenBSD
+(64 bits on their 64-bit systems), 32 bits on the other systems the core
+builds for (Linux, macOS, Solaris and illumos). L<IPC::ShareLite> reads C<-key> with it;
 L<IPC::ShareLite::Inspect> exports it, with the conversions of key_t values
 that use it.
 
