@@ -415,13 +415,21 @@ sub settled {
 }
 
 # Whatever happens, the test file ends within $limit seconds: a forked
-# watchdog SIGKILLs it then (and goes away with it, or at its END).
+# watchdog SIGKILLs it then (and goes away with it, or at its END). The limit
+# is for a machine that starts perl within 50 ms; where perl starts slower
+# (an emulated CPU: qemu-user takes seconds, a busy tester's machine), it
+# grows in proportion, up to 20 times, as the file's many children do.
 my $WATCHDOG;
 sub watchdog {
   my $limit = shift;
   my $main  = $$;
   my $pid   = fork;
   if ( defined $pid && !$pid ) {
+    require Time::HiRes;
+    my $t0 = Time::HiRes::time();
+    system { $^X } $^X, '-e', '1';
+    my $slow = ( Time::HiRes::time() - $t0 ) / 0.05;
+    $limit = int( $limit * ( $slow > 20 ? 20 : $slow > 1 ? $slow : 1 ) );
     for ( 1 .. $limit ) { sleep 1; POSIX::_exit( 0 ) if getppid != $main }
     print STDERR "# watchdog: killing $0 after ${limit}s\n";
     kill 'KILL', $main;
